@@ -1,0 +1,67 @@
+# modelserve-operator: every entry point a person or CI uses. `make demo` and `make test` install
+# what they need themselves (virtualenv, Go-built cluster binaries) on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	bash hack/install-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Python virtualenv with the operator and test tools
+
+.PHONY: binaries
+binaries: ## build (or reuse cached) kube-apiserver, etcd, kwok, helm ... from Go modules
+	hack/cluster/build.sh
+
+.PHONY: cluster-up
+cluster-up: ## start the local control plane with its fake GPU fleet
+	hack/cluster/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## delete the local control plane
+	hack/cluster/cluster.sh down
+
+.PHONY: kind-up
+kind-up: venv ## for users with Docker: a kind cluster with the same node labels (see docs/kind.md)
+	hack/kind/kind-up.sh
+
+.PHONY: crd
+crd: venv ## regenerate crds/ and docs/api.md from operator/modelserve/api.py
+	$(PY) -m modelserve crd
+	$(PY) -m modelserve crd --docs
+
+.PHONY: lint
+lint: venv ## ruff, mypy (strict) and the import-layering contract
+	$(VENV)/bin/ruff check operator serving-image tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: unit
+unit: venv ## fast tests: pure functions and the generated CRD
+	$(VENV)/bin/pytest -q -m unit $(PYTEST_ARGS)
+
+.PHONY: test
+test: venv lint ## everything CI runs: lint, unit, integration and e2e tests on the local cluster
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: venv cluster-up ## local cluster + CRDs + operator + examples, ending with `kubectl get mdep -A`
+	hack/demo.sh
+
+.PHONY: demo-stop
+demo-stop: ## stop the operator started by `make demo`
+	hack/demo.sh stop

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from their published Go modules, one wrapper module per
+# tool family, and caches them outside the repo keyed by version. A warm cache returns in
+# milliseconds; a miss rebuilds only the missing family.
+#
+#   hack/cluster/build.sh            build (or reuse) everything, print the bin directory
+#   hack/cluster/build.sh kube etcd  only the named families
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=mod"
+export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
+
+log() { printf '[build] %s\n' "$*" >&2; }
+
+# Writes a wrapper module into $1 with go.mod text $2 (the go line and godebug are added by callers).
+wrapper() {
+  local dir=$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  printf '%s\n' "$2" >"$dir/go.mod"
+}
+
+# Prints the replace block pinning every k8s.io staging module at the published v0.X.Y that matches
+# KUBE_VERSION, derived from that tag's own go.mod rather than a hard-coded list.
+kube_staging_replaces() {
+  local gomod staging_version="v0.${KUBE_VERSION#v1.}"
+  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  [ -f "$gomod" ] || { log "cannot download k8s.io/kubernetes@$KUBE_VERSION"; return 1; }
+  echo "replace ("
+  sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$gomod"
+  echo ")"
+  sed -n 's/^godebug .*/&/p' "$gomod"
+}
+
+build_kube() {
+  local out src minor build_date ldf pkg
+  out=$(family_dir kube "$KUBE_VERSION")
+  if family_ready kube "$KUBE_VERSION"; then return 0; fi
+  src="$(cache_root)/src/kube-$KUBE_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/kube
+
+go 1.26.0
+
+require k8s.io/kubernetes $KUBE_VERSION
+
+$(cd /tmp && kube_staging_replaces)"
+  minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  ldf="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldf+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=module-$KUBE_VERSION -X $pkg.buildDate=$build_date"
+  done
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (cold: tens of minutes)"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath -ldflags "$ldf" -o "$out.tmp/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  publish_family "$out"
+}
+
+build_etcd() {
+  local out src
+  out=$(family_dir etcd "$ETCD_VERSION")
+  if family_ready etcd "$ETCD_VERSION"; then return 0; fi
+  src="$(cache_root)/src/etcd-$ETCD_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/etcd
+
+go 1.26.0
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+  log "building etcd $ETCD_VERSION"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath \
+    -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$ETCD_VERSION" \
+    -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 \
+    && go build -trimpath -o "$out.tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3 2>/dev/null || true)
+  [ -x "$out.tmp/etcd" ] || { log "etcd build failed"; return 1; }
+  publish_family "$out"
+}
+
+build_kwok() {
+  local out src
+  out=$(family_dir kwok "$KWOK_VERSION")
+  if family_ready kwok "$KWOK_VERSION"; then return 0; fi
+  src="$(cache_root)/src/kwok-$KWOK_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/kwok
+
+go 1.26.0
+
+require sigs.k8s.io/kwok $KWOK_VERSION"
+  log "building kwok, kwokctl $KWOK_VERSION"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION" \
+    -o "$out.tmp/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl)
+  publish_family "$out"
+}
+
+build_helm() {
+  local out src gomod client_go k8s_minor ldf
+  out=$(family_dir helm "$HELM_VERSION")
+  if family_ready helm "$HELM_VERSION"; then return 0; fi
+  src="$(cache_root)/src/helm-$HELM_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/helm
+
+go 1.26.0
+
+require helm.sh/helm/v3 $HELM_VERSION"
+  # Helm stamps the Kubernetes version its client libraries target; take it from its own go.mod.
+  gomod=$(cd /tmp && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  client_go=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod" | head -1)
+  k8s_minor=${client_go:-${KUBE_VERSION#v1.}}; k8s_minor=${k8s_minor%%.*}
+  ldf="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldf+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+  done
+  log "building helm $HELM_VERSION"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath -ldflags "$ldf" -o "$out.tmp/" helm.sh/helm/v3/cmd/helm)
+  publish_family "$out"
+}
+
+# The ServiceMonitor CRD published by the Prometheus Operator project, read from its module's files.
+fetch_servicemonitor_crd() {
+  local out dir
+  out="$(cache_root)/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
+  [ -s "$out/monitoring.coreos.com_servicemonitors.yaml" ] && return 0
+  dir=$(cd /tmp && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  mkdir -p "$out"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/"
+}
+
+families=("$@")
+[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm crds)
+for f in "${families[@]}"; do
+  start=$SECONDS
+  case $f in
+    kube) build_kube ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;;
+    crds) fetch_servicemonitor_crd ;;
+    *) log "unknown family $f"; exit 2 ;;
+  esac
+  [ $((SECONDS - start)) -gt 1 ] && log "$f ready in $((SECONDS - start)) s"
+done
+link_bin_dir
+bin_dir

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The local control plane: genuine etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
+# plus kwok for fake nodes and pods, run by kwokctl's binary runtime from binaries we build ourselves.
+#
+#   hack/cluster/cluster.sh up        create (or reuse a healthy) cluster and its fake GPU fleet
+#   hack/cluster/cluster.sh down      delete it
+#   hack/cluster/cluster.sh env       print `export KUBECONFIG=...; export PATH=...`
+#   hack/cluster/cluster.sh status    exit 0 when the cluster answers /readyz
+#
+# Nothing is downloaded at run time: every binary path is set, kubectl is first on PATH, and the
+# cluster keeps its own work dir and kubeconfig under the cache (never ~/.kube/config).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+name=${MODELSERVE_CLUSTER_NAME:-modelserve}
+export KWOK_WORKDIR="$(cache_root)/kwok"
+cluster_dir="$KWOK_WORKDIR/clusters/$name"
+kubeconfig="$(cache_root)/kubeconfig-$name"
+bin=$(bin_dir)
+export PATH="$bin:$PATH"
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+healthy() { [ -f "$kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1; }
+
+write_config() {
+  cat >"$(cache_root)/kwokctl-$name.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  kubeVersion: $KUBE_VERSION
+  etcdVersion: ${ETCD_VERSION#v}
+  securePort: true
+  kubeAuthorization: true
+  kubeAdmission: true
+  kubeApiserverBinary: $bin/kube-apiserver
+  kubeControllerManagerBinary: $bin/kube-controller-manager
+  kubeSchedulerBinary: $bin/kube-scheduler
+  kubectlBinary: $bin/kubectl
+  kwokControllerBinary: $bin/kwok
+  etcdBinary: $bin/etcd
+  etcdctlBinary: $bin/etcdctl
+componentsPatches:
+- name: etcd
+  extraArgs:
+  # Test data is disposable; fsync dominates etcd latency on small VMs.
+  - {key: unsafe-no-fsync, value: "true"}
+YAML
+  echo "$(cache_root)/kwokctl-$name.yaml"
+}
+
+wait_for() {  # wait_for <seconds> <description> <command...>
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then log "timed out waiting for $what"; return 1; fi
+    sleep 1
+  done
+}
+
+up() {
+  local start=$SECONDS config
+  "$here/build.sh" >/dev/null
+  if healthy; then
+    log "cluster '$name' already running"
+  else
+    [ -d "$cluster_dir" ] && { log "removing stale cluster '$name'"; kwokctl --name "$name" delete cluster >/dev/null 2>&1 || rm -rf "$cluster_dir"; }
+    config=$(write_config)
+    log "creating cluster '$name' (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
+    kwokctl --name "$name" --config "$config" create cluster --kubeconfig "$kubeconfig" --wait 120s >&2
+  fi
+  kc apply --server-side --force-conflicts --field-manager=modelserve-cluster -f "$here/nodes.yaml" >/dev/null
+  wait_for 60 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s
+  wait_for 60 "default ServiceAccount" kc get serviceaccount default -n default
+  log "ready in $((SECONDS - start)) s"
+  kc get nodes -L nvidia.com/gpu.product -o wide >&2
+  log "use it with:  export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"
+}
+
+down() {
+  if [ -d "$cluster_dir" ]; then
+    kwokctl --name "$name" delete cluster >&2 || rm -rf "$cluster_dir"
+  fi
+  rm -f "$kubeconfig"
+  log "cluster '$name' deleted"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$kubeconfig" "$bin" ;;
+  status) healthy ;;
+  kubeconfig) echo "$kubeconfig" ;;
+  *) echo "usage: $0 up|down|env|status|kubeconfig" >&2; exit 2 ;;
+esac

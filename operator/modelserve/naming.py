@@ -1,0 +1,101 @@
+"""Names, labels and keys of a ModelDeployment's children (pure)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from modelserve import api
+
+FIELD_MANAGER: Final = "modelserve-operator"
+
+SELECTOR_LABEL: Final = "modelserve.dev/deployment"
+NAME_LABEL: Final = "app.kubernetes.io/name"
+INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
+VERSION_LABEL: Final = "app.kubernetes.io/version"
+
+MANAGED_BY: Final = "modelserve-operator"
+PART_OF: Final = "modelserve"
+APP_NAME: Final = "tfserving"
+
+# Pod template annotation holding a hash of what must roll pods when it changes (model source, image);
+# the TF Serving model config is deliberately excluded so label and policy changes never restart pods.
+ROLLOUT_HASH_ANNOTATION: Final = "modelserve.dev/rollout-hash"
+
+# Node labels and taint of GPU nodes (NVIDIA GPU feature discovery / GPU operator conventions).
+GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
+GPU_PRESENT_LABEL: Final = "nvidia.com/gpu.present"
+GPU_TAINT_KEY: Final = "nvidia.com/gpu"
+MIG_RESOURCE_PREFIX: Final = "nvidia.com/mig-"
+
+SERVING_CONTAINER: Final = "tfserving"
+FETCH_CONTAINER: Final = "fetch-model"
+CONFIG_VOLUME: Final = "tfserving-config"
+MODEL_VOLUME: Final = "model"
+CREDENTIALS_VOLUME: Final = "storage-credentials"
+TMP_VOLUME: Final = "tmp"
+
+
+def deployment_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
+def service_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
+def hpa_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
+def service_monitor_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
+def config_map_name(md: api.ModelDeployment) -> str:
+    return f"{md.name}-tfserving"
+
+
+def selector_labels(md: api.ModelDeployment) -> dict[str, str]:
+    """Minimal and immutable: a Deployment's selector can never change after creation."""
+    return {SELECTOR_LABEL: md.name}
+
+
+def descriptive_labels(md: api.ModelDeployment) -> dict[str, str]:
+    """Labels for people and tools; free to change without recreating anything."""
+    return {
+        NAME_LABEL: APP_NAME,
+        INSTANCE_LABEL: md.name,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        PART_OF_LABEL: PART_OF,
+    }
+
+
+def child_labels(md: api.ModelDeployment) -> dict[str, str]:
+    return {**descriptive_labels(md), **selector_labels(md)}
+
+
+def owner_reference(md: api.ModelDeployment) -> dict[str, object]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "name": md.name,
+        "uid": md.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_metadata(md: api.ModelDeployment, name: str) -> dict[str, object]:
+    """Metadata every child carries: its name, our labels and the controller owner reference."""
+    return {
+        "name": name,
+        "namespace": md.namespace,
+        "labels": child_labels(md),
+        "ownerReferences": [owner_reference(md)],
+    }
+
+
+def label_selector(md: api.ModelDeployment) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector_labels(md).items())

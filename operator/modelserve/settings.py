@@ -1,0 +1,59 @@
+"""Operator settings: from command-line flags, falling back to MODELSERVE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_CPU_IMAGE: Final = "ghcr.io/modelserve/tfserving:2.19.1-modelserve.1"
+DEFAULT_GPU_IMAGE: Final = "ghcr.io/modelserve/tfserving:2.19.1-gpu-modelserve.1"
+
+
+class Settings(BaseModel):
+    """Everything the operator can be told at start-up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu_image: str = DEFAULT_CPU_IMAGE
+    """Serving image for ModelDeployments without GPUs."""
+    gpu_image: str = DEFAULT_GPU_IMAGE
+    """Serving image for ModelDeployments with spec.gpu."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means the whole cluster."""
+    resync_seconds: Annotated[float, Field(gt=0)] = 300.0
+    """How often every ModelDeployment is re-applied to undo drift nobody reported."""
+    json_logs: bool = False
+    """Log one JSON object per line."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """Port of the Prometheus /metrics endpoint (0 turns it off)."""
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 8081
+    """Port of the /healthz liveness endpoint (0 turns it off)."""
+    watch_stall_seconds: Annotated[float, Field(gt=0)] = 600.0
+    """/healthz fails when no watch event or resync arrived for this long."""
+    retry_delay_seconds: Annotated[float, Field(gt=0)] = 2.0
+    """Delay before retrying a conflict, throttling or server error (instead of kopf's 60 s)."""
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ns.strip() for ns in value.split(",") if ns.strip())
+        return value
+
+
+ENV_PREFIX: Final = "MODELSERVE_"
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from MODELSERVE_<FIELD> variables, with explicit overrides (flags) taking precedence."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in Settings.model_fields:
+        key = ENV_PREFIX + field.upper()
+        if key in environ:
+            values[field] = environ[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate(values)
