@@ -1,0 +1,158 @@
+"""TF Serving's text-proto configuration files, rendered from a ModelDeployment (pure).
+
+Three files land in the `<name>-tfserving` ConfigMap:
+- the model config (`ModelServerConfig`), which TF Serving re-reads every few seconds, so version
+  policy and label changes apply without restarting pods;
+- the monitoring config (`MonitoringConfig`) and the batching parameters (`BatchingParameters`),
+  which TF Serving reads only at start-up, so the Deployment's rollout hash covers them.
+
+Output is deterministic (sorted labels, sorted versions, fixed layout) so an unchanged spec renders
+byte-identical files and the apply is a no-op.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Final
+
+from modelserve import api, contract
+
+PVC_SCHEME: Final = "pvc://"
+INDENT: Final = "  "
+
+# Bytes C-escaped the way protobuf's text format does (google.protobuf.text_encoding.CEscape), so
+# any path renders a string the TF Serving parser reads back unchanged.
+_ESCAPES: Final = {
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("'"): "\\'",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
+
+def quote(value: str) -> str:
+    """A text-proto string literal: UTF-8 bytes, non-printable ones as octal escapes."""
+    out = []
+    for byte in value.encode("utf-8"):
+        if byte in _ESCAPES:
+            out.append(_ESCAPES[byte])
+        elif byte < 0x20 or byte >= 0x7F:
+            out.append(f"\\{byte:03o}")
+        else:
+            out.append(chr(byte))
+    return '"' + "".join(out) + '"'
+
+
+@dataclass(frozen=True)
+class PvcSource:
+    """A `pvc://<claim>/<path>` storage URI: the claim is mounted read-only at PVC_MOUNT_DIR."""
+
+    claim: str
+    local_path: str
+
+
+def pvc_source(md: api.ModelDeployment) -> PvcSource | None:
+    """The claim and in-pod path of a pvc:// storage URI, or None for fetched URIs.
+
+    Raises ValueError when the path climbs out of the volume (`..`): the API pattern admits it, but
+    the model would then be read from the image's own filesystem.
+    """
+    uri = md.spec.model.storage_uri
+    if not uri.startswith(PVC_SCHEME):
+        return None
+    claim, _, path = uri[len(PVC_SCHEME) :].partition("/")
+    relative = posixpath.normpath(path.strip("/")) if path.strip("/") else ""
+    if relative == ".." or relative.startswith("../"):
+        raise ValueError(f"storageUri {uri!r}: the path must stay inside the volume (no '..')")
+    local = contract.PVC_MOUNT_DIR if relative in ("", ".") else f"{contract.PVC_MOUNT_DIR}/{relative}"
+    return PvcSource(claim=claim, local_path=local)
+
+
+def base_path(md: api.ModelDeployment) -> str:
+    """Where TF Serving finds the numbered version folders inside the pod."""
+    pvc = pvc_source(md)
+    if pvc is not None:
+        return pvc.local_path
+    return f"{contract.MODEL_ROOT}/{md.model_name}"
+
+
+def served_versions(policy: api.VersionPolicy) -> tuple[str, int | tuple[int, ...] | None]:
+    """The effective policy as (kind, argument): ("latest", N), ("all", None) or ("specific", (1, 2)).
+
+    Admission guarantees exactly one is set; if none is (a spec that slipped past validation) the
+    API's default, the newest version, applies rather than failing the whole reconcile.
+    """
+    if policy.specific is not None:
+        return "specific", tuple(sorted(set(policy.specific.versions)))
+    if policy.all is not None:
+        return "all", None
+    count = policy.latest.count if policy.latest is not None else 1
+    return "latest", count
+
+
+def served_versions_summary(md: api.ModelDeployment) -> str:
+    """Short human form for status and the VERSIONS printer column: 'latest 2', 'all' or '1,2'."""
+    kind, arg = served_versions(md.spec.model.version_policy)
+    if kind == "latest":
+        return f"latest {arg}"
+    if kind == "all":
+        return "all"
+    assert isinstance(arg, tuple)
+    return ",".join(str(v) for v in arg)
+
+
+def _version_policy_lines(policy: api.VersionPolicy) -> list[str]:
+    kind, arg = served_versions(policy)
+    if kind == "latest":
+        return ["latest {", f"{INDENT}num_versions: {arg}", "}"]
+    if kind == "all":
+        return ["all {}"]
+    assert isinstance(arg, tuple)
+    return ["specific {", *(f"{INDENT}versions: {v}" for v in arg), "}"]
+
+
+def _indent(lines: list[str], depth: int = 1) -> list[str]:
+    return [INDENT * depth + line for line in lines]
+
+
+def render_model_config(md: api.ModelDeployment) -> str:
+    """TF Serving's `--model_config_file`: one model, its base path, version policy and labels."""
+    config = [
+        f"name: {quote(md.model_name)}",
+        f"base_path: {quote(base_path(md))}",
+        'model_platform: "tensorflow"',
+        "model_version_policy {",
+        *_indent(_version_policy_lines(md.spec.model.version_policy)),
+        "}",
+    ]
+    for label, version in sorted((md.spec.model.version_labels or {}).items()):
+        config += ["version_labels {", f"{INDENT}key: {quote(label)}", f"{INDENT}value: {version}", "}"]
+    lines = ["model_config_list {", *_indent(["config {", *_indent(config), "}"]), "}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_monitoring_config() -> str:
+    """TF Serving's `--monitoring_config_file`: Prometheus metrics on the REST port."""
+    return f"prometheus_config {{\n{INDENT}enable: true\n{INDENT}path: {quote(contract.METRICS_PATH)}\n}}\n"
+
+
+def render_batching_config(batching: api.Batching) -> str:
+    """TF Serving's `--batching_parameters_file` (BatchingParameters).
+
+    The scalar knobs are google.protobuf wrapper messages (`max_batch_size { value: N }`), while
+    allowed_batch_sizes and pad_variable_length_inputs are plain fields.
+    """
+    wrapped = {
+        "max_batch_size": batching.max_batch_size,
+        "batch_timeout_micros": batching.batch_timeout_micros,
+        "max_enqueued_batches": batching.max_enqueued_batches,
+        # Unset means TF Serving's default: one thread per CPU it sees.
+        "num_batch_threads": batching.num_batch_threads,
+    }
+    lines = [f"{field} {{ value: {value} }}" for field, value in wrapped.items() if value is not None]
+    lines += [f"allowed_batch_sizes: {size}" for size in batching.allowed_batch_sizes or ()]
+    lines.append(f"pad_variable_length_inputs: {'true' if batching.pad_variable_length_inputs else 'false'}")
+    return "\n".join(lines) + "\n"
