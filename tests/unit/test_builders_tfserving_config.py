@@ -152,18 +152,19 @@ def test_fetched_uris_have_no_pvc_source() -> None:
         ("it's", '"it\\\'s"'),
         ("tab\tnew\nline\r", '"tab\\tnew\\nline\\r"'),
         ("\x01", '"\\001"'),
-        ("é", '"\\303\\251"'),
+        ("\x7f", '"\\177"'),
+        ("é/模型", '"é/模型"'),
     ],
 )
 def test_quote_escapes_like_protobuf_text_format(raw: str, quoted: str) -> None:
     assert tfc.quote(raw) == quoted
-    assert tfc.quote(raw) == '"' + text_encoding.CEscape(raw.encode("utf-8"), as_utf8=False) + '"'
+    assert tfc.quote(raw) == '"' + text_encoding.CEscape(raw, as_utf8=True) + '"'
 
 
 def test_hostile_pvc_path_round_trips_through_tf_serving_proto() -> None:
-    md = make({"storageUri": 'pvc://claim/we"ird\\dir/é'})
+    md = make({"storageUri": "pvc://claim/we\"ird\\dir/é\x01'"})
     parsed = text_format.Parse(tfc.render_model_config(md), model_server_config_pb2.ModelServerConfig())
-    assert parsed.model_config_list.config[0].base_path == '/mnt/models/we"ird\\dir/é'
+    assert parsed.model_config_list.config[0].base_path == "/mnt/models/we\"ird\\dir/é\x01'"
 
 
 def test_model_config_parses_as_tf_servings_model_server_config() -> None:

@@ -158,15 +158,20 @@ def fetch_container(md: api.ModelDeployment, settings: Settings) -> dict[str, An
         _env(contract.ENV_STORAGE_URI, pvc.local_path if pvc else md.spec.model.storage_uri),
         _env(contract.ENV_MODEL_NAME, md.model_name),
         _env(contract.ENV_MODEL_ROOT, contract.MODEL_ROOT),
+        # The fetcher checks the policy's versions against what it found, so a `specific` version
+        # missing from the store fails here with a reason rather than as a never-ready pod.
+        _env(contract.ENV_CONFIG_DIR, contract.CONFIG_DIR),
+        # Always set; the fetcher treats a missing directory as "no credentials" (workload identity).
+        _env(contract.ENV_CREDENTIALS_DIR, contract.CREDENTIALS_DIR),
     ]
     mounts = [
+        _mount(naming.CONFIG_VOLUME, contract.CONFIG_DIR, read_only=True),
         _mount(naming.MODEL_VOLUME, contract.MODEL_ROOT, read_only=False),
         _mount(naming.TMP_VOLUME, contract.TMP_DIR, read_only=False),
     ]
     if pvc is not None:
         mounts.append(_mount(PVC_VOLUME, contract.PVC_MOUNT_DIR, read_only=True))
     if md.spec.model.credentials_secret:
-        env.append(_env(contract.ENV_CREDENTIALS_DIR, contract.CREDENTIALS_DIR))
         mounts.append(_mount(naming.CREDENTIALS_VOLUME, contract.CREDENTIALS_DIR, read_only=True))
     container: dict[str, Any] = {
         "name": naming.FETCH_CONTAINER,

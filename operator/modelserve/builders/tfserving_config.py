@@ -21,28 +21,29 @@ from modelserve import api, contract
 PVC_SCHEME: Final = "pvc://"
 INDENT: Final = "  "
 
-# Bytes C-escaped the way protobuf's text format does (google.protobuf.text_encoding.CEscape), so
-# any path renders a string the TF Serving parser reads back unchanged.
+# Escaped the way protobuf's text format does with as_utf8=True (google.protobuf.text_encoding.
+# CEscape): quotes, backslashes and control characters escaped, other text kept as UTF-8, which
+# every text-proto parser (TF Serving's C++ one, the image's own) reads back unchanged.
 _ESCAPES: Final = {
-    ord("\\"): "\\\\",
-    ord('"'): '\\"',
-    ord("'"): "\\'",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\t"): "\\t",
+    "\\": "\\\\",
+    '"': '\\"',
+    "'": "\\'",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
 }
 
 
 def quote(value: str) -> str:
-    """A text-proto string literal: UTF-8 bytes, non-printable ones as octal escapes."""
+    """A text-proto string literal; other control characters become octal escapes."""
     out = []
-    for byte in value.encode("utf-8"):
-        if byte in _ESCAPES:
-            out.append(_ESCAPES[byte])
-        elif byte < 0x20 or byte >= 0x7F:
-            out.append(f"\\{byte:03o}")
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\{ord(char):03o}")
         else:
-            out.append(chr(byte))
+            out.append(char)
     return '"' + "".join(out) + '"'
 
 

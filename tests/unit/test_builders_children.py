@@ -1,0 +1,65 @@
+"""desired_children: order, absent children, and the purity of the builders package."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from modelserve import api
+from modelserve.builders import Child, desired_children
+from modelserve.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+ORDER = [
+    ("v1", "ConfigMap", "resnet-tfserving"),
+    ("v1", "Service", "resnet"),
+    ("apps/v1", "Deployment", "resnet"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", "resnet"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor", "resnet"),
+]
+
+
+def make(**spec: Any) -> api.ModelDeployment:
+    spec.setdefault("model", {"storageUri": "gs://models/resnet"})
+    return api.parse({"metadata": {"name": "resnet", "namespace": "ml", "uid": "u"}, "spec": spec})
+
+
+def test_all_children_in_apply_order() -> None:
+    md = make(autoscaling={"maxReplicas": 3}, monitoring={"enabled": True})
+    children = desired_children(md, Settings())
+    assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
+    for child in children:
+        assert child.present
+        assert child.manifest is not None
+        assert (child.manifest["apiVersion"], child.manifest["kind"]) == (child.api_version, child.kind)
+        assert child.manifest["metadata"]["name"] == child.name
+        assert child.manifest["metadata"]["namespace"] == "ml"
+        assert child.manifest["metadata"]["ownerReferences"][0]["uid"] == "u"
+
+
+def test_disabled_children_are_listed_as_absent() -> None:
+    children = desired_children(make(), Settings())
+    assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
+    assert [c.present for c in children] == [True, True, True, False, False]
+    assert children[3].manifest is None
+
+
+def test_child_is_frozen() -> None:
+    child = desired_children(make(), Settings())[0]
+    assert isinstance(child, Child)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        child.name = "x"  # type: ignore[misc]
+
+
+def test_builders_import_neither_kopf_nor_the_kubernetes_client() -> None:
+    code = (
+        "import sys, modelserve.builders\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=None)
