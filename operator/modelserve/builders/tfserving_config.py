@@ -58,17 +58,16 @@ class PvcSource:
 def pvc_source(md: api.ModelDeployment) -> PvcSource | None:
     """The claim and in-pod path of a pvc:// storage URI, or None for fetched URIs.
 
-    Raises ValueError when the path climbs out of the volume (`..`): the API pattern admits it, but
-    the model would then be read from the image's own filesystem.
+    The path is resolved as if the claim were the root (`..` stops there), so it can never point
+    outside the mounted volume. Builders never raise: a reconcile must not fail on a spec the API
+    server admitted, and a wrong path surfaces as ModelFetchFailed ("does not exist").
     """
     uri = md.spec.model.storage_uri
     if not uri.startswith(PVC_SCHEME):
         return None
     claim, _, path = uri[len(PVC_SCHEME) :].partition("/")
-    relative = posixpath.normpath(path.strip("/")) if path.strip("/") else ""
-    if relative == ".." or relative.startswith("../"):
-        raise ValueError(f"storageUri {uri!r}: the path must stay inside the volume (no '..')")
-    local = contract.PVC_MOUNT_DIR if relative in ("", ".") else f"{contract.PVC_MOUNT_DIR}/{relative}"
+    relative = posixpath.normpath("/" + path).lstrip("/")
+    local = f"{contract.PVC_MOUNT_DIR}/{relative}" if relative else contract.PVC_MOUNT_DIR
     return PvcSource(claim=claim, local_path=local)
 
 
