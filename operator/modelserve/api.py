@@ -17,7 +17,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "modelserve.dev"
@@ -217,9 +217,10 @@ class Batching(_Model):
     """Queue length in batches before requests are refused."""
     num_batch_threads: Annotated[int | None, Field(ge=1, le=1024)] = None
     """Threads processing batches. Defaults to the number of CPUs TF Serving sees."""
-    allowed_batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=65536)]] | None, Field(max_length=32)] = (
-        None
-    )
+    # min_length=1: the CEL rule indexes the last element, which an empty list does not have.
+    allowed_batch_sizes: Annotated[
+        list[Annotated[int, Field(ge=1, le=65536)]] | None, Field(min_length=1, max_length=32)
+    ] = None
     """Batch sizes to pad to, increasing; the last must equal maxBatchSize."""
     pad_variable_length_inputs: bool = False
     """Pad inputs of different lengths so they can be batched."""
@@ -310,7 +311,18 @@ class Autoscaling(_Model):
 
 # --- resources and scheduling ----------------------------------------------------------------------
 
-Quantity = Annotated[str, Field(max_length=64, pattern=QUANTITY, json_schema_extra={"x-kubernetes-int-or-string": True})]
+
+def _quantity_str(value: object) -> object:
+    # The CRD declares quantities int-or-string (as Kubernetes does), so `cpu: 2` reaches the
+    # operator as an int; pydantic does not coerce numbers to str, so normalise here.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_str),
+    Field(max_length=64, pattern=QUANTITY, json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
 ResourceName = Annotated[str, Field(max_length=253)]
 
 
