@@ -24,7 +24,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The layer follows from the folder, so no test can forget its marker.
     for item in items:
         parts = Path(str(item.fspath)).relative_to(TESTS).parts
-        layer = {"unit": "unit", "serving_image": "unit", "integration": "integration", "e2e": "e2e"}.get(parts[0])
+        layer = {"unit": "unit", "serving_image": "unit", "integration": "integration", "e2e": "e2e"}.get(
+            parts[0]
+        )
         if layer and not any(m.name == layer for m in item.iter_markers()):
             item.add_marker(getattr(pytest.mark, layer))
 
@@ -53,7 +55,9 @@ def crds_installed(cluster: Cluster) -> Cluster:
     files = sorted(CRD_DIR.glob("*.yaml"))
     assert files, f"no CRDs in {CRD_DIR}"
     for path in files:
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=modelserve-tests", "-f", str(path))
+        cluster.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=modelserve-tests", "-f", str(path)
+        )
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     return cluster
 

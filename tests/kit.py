@@ -28,7 +28,7 @@ def pinned_versions() -> dict[str, str]:
     return versions
 
 
-class WaitTimeout(AssertionError):
+class WaitTimeoutError(AssertionError):
     pass
 
 
@@ -56,7 +56,7 @@ def wait_until(
             last_error = exc
         if time.monotonic() >= deadline:
             detail = describe() if describe else ""
-            raise WaitTimeout(
+            raise WaitTimeoutError(
                 f"timed out after {timeout:.0f}s waiting for {what}"
                 + (f"; last error: {last_error!r}" if last_error else "")
                 + (f"\n{detail}" if detail else "")
@@ -78,12 +78,22 @@ class Cluster:
             env["PATH"] = f"{self.bin_dir}:{env.get('PATH', '')}"
         return env
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            ["kubectl", *args], env=self.env(), input=input, capture_output=True, text=True, timeout=120
+            ["kubectl", *args],
+            env=self.env(),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"
+            )
         return proc
 
     def kubectl_json(self, *args: str) -> Any:
@@ -106,7 +116,9 @@ class Cluster:
 
 def start_local_cluster() -> Cluster:
     """Brings the local cluster up (building binaries on a cold cache) and returns its handle."""
-    proc = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=5400)
+    proc = subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True, timeout=5400, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"hack/cluster/cluster.sh up failed:\n{proc.stdout}\n{proc.stderr}")
     kubeconfig = subprocess.run(
@@ -116,6 +128,8 @@ def start_local_cluster() -> Cluster:
         ["bash", str(CLUSTER_SCRIPT), "env"], capture_output=True, text=True, check=True
     ).stdout
     bin_dir = next(
-        line.split("=", 1)[1].split(":", 1)[0] for line in env_lines.splitlines() if line.startswith("export PATH=")
+        line.split("=", 1)[1].split(":", 1)[0]
+        for line in env_lines.splitlines()
+        if line.startswith("export PATH=")
     )
     return Cluster(kubeconfig=kubeconfig, bin_dir=bin_dir, local=True)

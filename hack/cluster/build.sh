@@ -134,6 +134,7 @@ fetch_servicemonitor_crd() {
   [ -s "$out/monitoring.coreos.com_servicemonitors.yaml" ] && return 0
   dir=$(cd /tmp && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
     | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  [ -d "$dir" ] || { log "cannot download github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION"; return 1; }
   mkdir -p "$out"
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/"
 }

@@ -75,7 +75,8 @@ up() {
     [ -d "$cluster_dir" ] && { log "removing stale cluster '$name'"; kwokctl --name "$name" delete cluster >/dev/null 2>&1 || rm -rf "$cluster_dir"; }
     config=$(write_config)
     log "creating cluster '$name' (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
-    kwokctl --name "$name" --config "$config" create cluster --kubeconfig "$kubeconfig" --wait 120s >&2
+    kwokctl --name "$name" --config "$config" create cluster --kubeconfig "$kubeconfig" --wait 120s \
+      >"$(cache_root)/kwokctl-$name.log" 2>&1 || { cat "$(cache_root)/kwokctl-$name.log" >&2; exit 1; }
   fi
   kc apply --server-side --force-conflicts --field-manager=modelserve-cluster -f "$here/nodes.yaml" >/dev/null
   wait_for 60 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s

@@ -33,6 +33,8 @@ class Settings(BaseModel):
     """Port of the /healthz liveness endpoint (0 turns it off)."""
     watch_stall_seconds: Annotated[float, Field(gt=0)] = 600.0
     """/healthz fails when no watch event or resync arrived for this long."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 8
+    """ModelDeployments reconciled at once (each reconcile runs in a thread: the client blocks)."""
     retry_delay_seconds: Annotated[float, Field(gt=0)] = 2.0
     """Delay before retrying a conflict, throttling or server error (instead of kopf's 60 s)."""
 

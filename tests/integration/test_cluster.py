@@ -44,7 +44,9 @@ def _gpu_deployment(name: str, gpus: int, product: str) -> str:
                     "metadata": {"labels": {"app": name}},
                     "spec": {
                         "nodeSelector": {"nvidia.com/gpu.product": product},
-                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                        "tolerations": [
+                            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                        ],
                         "containers": [
                             {
                                 "name": "main",
@@ -71,10 +73,14 @@ def test_scheduler_places_gpu_pods_on_the_requested_product(cluster: Cluster, na
 
 
 def test_too_many_gpus_stay_pending_with_a_scheduler_event(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_gpu_deployment("greedy", 5, "NVIDIA-A100-SXM4-80GB"))
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=_gpu_deployment("greedy", 5, "NVIDIA-A100-SXM4-80GB")
+    )
 
     def failed_scheduling() -> str | None:
-        events = cluster.kubectl_json("get", "events", "-n", namespace, "--field-selector", "reason=FailedScheduling")
+        events = cluster.kubectl_json(
+            "get", "events", "-n", namespace, "--field-selector", "reason=FailedScheduling"
+        )
         messages = [e["message"] for e in events["items"]]
         return next((m for m in messages if "Insufficient nvidia.com/gpu" in m), None)
 
@@ -101,7 +107,9 @@ def test_deleting_an_owner_garbage_collects_its_dependent(cluster: Cluster, name
     assert cluster.kubectl("get", "configmap", "dependent", "-n", namespace, check=False).returncode == 0
     cluster.kubectl("delete", "configmap", "owner", "-n", namespace)
     wait_until(
-        lambda: cluster.kubectl("get", "configmap", "dependent", "-n", namespace, check=False).returncode != 0,
+        lambda: (
+            cluster.kubectl("get", "configmap", "dependent", "-n", namespace, check=False).returncode != 0
+        ),
         timeout=60,
         what="the garbage collector to delete the dependent",
     )
@@ -160,12 +168,23 @@ WIDGET_CRD = {
 
 def test_crd_validation_rule_refuses_a_violating_object(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(WIDGET_CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.clustertest.modelserve.dev")
-    good = {"apiVersion": "clustertest.modelserve.dev/v1", "kind": "Widget", "metadata": {"name": "ok"},
-            "spec": {"min": 1, "max": 2}}
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.clustertest.modelserve.dev"
+    )
+    good = {
+        "apiVersion": "clustertest.modelserve.dev/v1",
+        "kind": "Widget",
+        "metadata": {"name": "ok"},
+        "spec": {"min": 1, "max": 2},
+    }
     bad = {**good, "metadata": {"name": "bad"}, "spec": {"min": 3, "max": 2}}
     wait_until(
-        lambda: cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(good), check=False).returncode == 0,
+        lambda: (
+            cluster.kubectl(
+                "apply", "-n", namespace, "-f", "-", input=json.dumps(good), check=False
+            ).returncode
+            == 0
+        ),
         timeout=30,
         what="the new CRD to serve objects",
     )

@@ -1,0 +1,124 @@
+"""`modelserve run` (the operator) and `modelserve render` (a ModelDeployment's children as YAML)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from modelserve import settings as settings_module
+
+
+def configure_run(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    parser.add_argument("--cpu-image", help="default serving image for CPU models")
+    parser.add_argument("--gpu-image", help="default serving image for GPU models")
+    parser.add_argument("--resync-seconds", type=float, help="re-apply every ModelDeployment this often")
+    parser.add_argument("--workers", type=int, help="ModelDeployments reconciled at once")
+    parser.add_argument("--metrics-port", type=int, help="port of /metrics (0: off)")
+    parser.add_argument("--health-port", type=int, help="port of /healthz (0: off)")
+    parser.add_argument("--json-logs", action="store_true", default=None, help="log JSON lines")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {
+        "cpu_image": args.cpu_image,
+        "gpu_image": args.gpu_image,
+        "resync_seconds": args.resync_seconds,
+        "workers": args.workers,
+        "metrics_port": args.metrics_port,
+        "health_port": args.health_port,
+        "json_logs": args.json_logs,
+        "namespaces": tuple(args.namespace) or None,
+    }
+    try:
+        settings = settings_module.from_env(**overrides)
+    except ValueError as exc:
+        print(f"modelserve run: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    # The kopf startup handler reads the settings back from the environment, so `kopf run -m
+    # modelserve.handlers` and `modelserve run` behave the same.
+    for field, value in settings.model_dump().items():
+        key = settings_module.ENV_PREFIX + field.upper()
+        os.environ[key] = ",".join(value) if isinstance(value, tuple) else str(value)
+    _configure_logging(settings.json_logs, args.verbose)
+
+    import kopf
+
+    import modelserve.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=True,  # one replica (Recreate strategy); kopf peering is not leader election
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+    )
+    return 0
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(json_logs: bool, verbose: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _JsonFormatter()
+        if json_logs
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # kopf logs every watch event at debug and more at info; ours says what matters.
+    logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def configure_render(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a ModelDeployment manifest (YAML or JSON); '-' for stdin")
+    parser.add_argument("-n", "--namespace", default="default", help="namespace when the manifest has none")
+
+
+def render(args: argparse.Namespace) -> int:
+    """Prints the children the operator would apply, for review or for applying them by hand."""
+    import pydantic
+    import yaml
+
+    from modelserve import api, builders
+
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args.file, encoding="utf-8") as handle:
+            text = handle.read()
+    settings = settings_module.from_env()
+    children: list[dict[str, Any]] = []
+    for body in yaml.safe_load_all(text):
+        if not body:
+            continue
+        body.setdefault("metadata", {}).setdefault("namespace", args.namespace)
+        body["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
+        try:
+            md = api.parse(body)
+        except pydantic.ValidationError as exc:
+            print(f"modelserve render: {body['metadata'].get('name', '?')}: {exc}", file=sys.stderr)
+            return 1
+        children.extend(c.manifest for c in builders.desired_children(md, settings) if c.manifest)
+    sys.stdout.write(yaml.safe_dump_all(children, sort_keys=False))
+    return 0

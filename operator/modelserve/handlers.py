@@ -1,0 +1,85 @@
+"""kopf registrations only: watches feed the controller; nothing here decides anything.
+
+Run with `modelserve run` (or `kopf run -m modelserve.handlers`). Settings come from MODELSERVE_*
+environment variables (see settings.py), which `modelserve run` sets from its flags.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modelserve import api, health, metrics, naming
+from modelserve import settings as settings_module
+from modelserve.controller import Controller
+from modelserve.kube import Kube, load_api_client
+
+log = logging.getLogger(__name__)
+
+MANAGED: dict[str, str] = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY}
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = settings_module.from_env()
+    # Handler failures are ours to report (status + Events); keep kopf from posting its own.
+    settings.posting.enabled = False
+    # A watch that stops delivering is reconnected after this long without any event.
+    settings.watching.inactivity_timeout = 300
+    settings.watching.server_timeout = 600
+    kube = Kube(load_api_client(pool_size=ours.workers * 2), on_request=metrics.count_request)
+    controller = Controller(kube, ours)
+    await controller.discover()
+    controller.start()
+    metrics.serve(ours.metrics_port)
+    health.serve(ours.health_port, controller.liveness_problem)
+    memo["controller"] = controller
+    log.info(
+        "modelserve-operator started: namespaces=%s resync=%ss workers=%d",
+        ",".join(ours.namespaces) or "all",
+        ours.resync_seconds,
+        ours.workers,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        await controller.stop()
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+def model_deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].on_model_deployment(event.get("type"), dict(event["object"]))
+
+
+def _child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].on_child(event.get("type"), dict(event["object"]))
+
+
+for _group, _version, _plural in (
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("apps", "v1", "deployments"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("monitoring.coreos.com", "v1", "servicemonitors"),
+):
+    kopf.on.event(_group, _version, _plural, labels=MANAGED, id=f"child-{_plural}")(_child_event)
+
+
+def _is_service_monitor_crd(name: str | None, **_: Any) -> bool:
+    return name == SERVICE_MONITOR_CRD
+
+
+@kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions", when=_is_service_monitor_crd)
+def service_monitor_crd_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    body = event["object"]
+    established = any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (body.get("status") or {}).get("conditions") or []
+    )
+    memo["controller"].on_monitoring_crd(event.get("type") != "DELETED" and established)

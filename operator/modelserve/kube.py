@@ -1,0 +1,266 @@
+"""The only module that talks to the API server.
+
+Thin and synchronous (the official client is blocking; the reconciler runs it in worker threads).
+API errors are mapped to three kinds the reconciler acts on: `Invalid` (the spec produced something
+the server refuses: permanent until the spec changes), `Transient` (conflicts, throttling, 5xx,
+timeouts: retry soon) and everything else, which propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelserve import api, naming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+
+    def collection_path(self, namespace: str) -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{prefix}/namespaces/{namespace}/{self.plural}"
+
+    def path(self, namespace: str, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{name}"
+
+
+CONFIG_MAP: Final = Resource("v1", "ConfigMap", "configmaps")
+SERVICE: Final = Resource("v1", "Service", "services")
+DEPLOYMENT: Final = Resource("apps/v1", "Deployment", "deployments")
+HPA: Final = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+SERVICE_MONITOR: Final = Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
+POD: Final = Resource("v1", "Pod", "pods")
+MODEL_DEPLOYMENT: Final = Resource(api.API_VERSION, api.KIND, api.PLURAL)
+RESOURCES: Final = {
+    r.kind: r for r in (CONFIG_MAP, SERVICE, DEPLOYMENT, HPA, SERVICE_MONITOR, POD, MODEL_DEPLOYMENT)
+}
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class Invalid(KubeError):  # noqa: N818
+    """422/400: the object is refused as written; retrying the same spec cannot help."""
+
+
+class Transient(KubeError):  # noqa: N818
+    """409/429/5xx/timeouts: retry soon."""
+
+
+class NotFound(KubeError):  # noqa: N818  (reads as the HTTP status it is)
+    pass
+
+
+def _error(status_code: int | None, http_reason: str | None, payload: bytes | str | None) -> KubeError:
+    message = http_reason or ""
+    reason = ""
+    try:
+        body = json.loads(payload or "{}")
+        message = body.get("message") or message
+        reason = body.get("reason") or ""
+    except (TypeError, ValueError):
+        pass
+    status = int(status_code or 0)
+    if status == 404:
+        return NotFound(status, reason, message)
+    if status in (400, 422):
+        return Invalid(status, reason, message)
+    if status in (409, 429) or status >= 500 or status == 0:
+        return Transient(status, reason, message)
+    return KubeError(status, reason, message)
+
+
+def load_api_client(kubeconfig: str | None = None, pool_size: int = 16) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or the argument)."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            raise config.ConfigException("kubeconfig given")
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """Server-side apply, reads, deletes, status patches and events, counted by verb and resource."""
+
+    def __init__(
+        self, api_client: client.ApiClient, on_request: Callable[[str, str], None] | None = None
+    ) -> None:
+        self._api = api_client
+        self._on_request = on_request
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, str]] = Counter()
+
+    def _call(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        with self._lock:
+            self.requests[(verb, resource)] += 1
+        if self._on_request:
+            self._on_request(verb, resource)
+        method, url, headers, payload, _ = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self._api.call_api(
+                method, url, header_params=headers, body=payload, _request_timeout=30
+            )
+            data = response.read()  # type: ignore[no-untyped-call]
+        except ApiException as exc:
+            raise _error(exc.status, exc.reason, exc.body) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Transient(0, "ConnectionError", str(exc)) from exc
+        if response.status >= 400:
+            raise _error(response.status, response.reason, data)
+        return json.loads(data) if data else {}
+
+    # --- children ----------------------------------------------------------------------------------
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under our single field manager; we win conflicts over fields we declare."""
+        res = RESOURCES[manifest["kind"]]
+        meta = manifest["metadata"]
+        return dict(
+            self._call(
+                "apply",
+                res.plural,
+                "PATCH",
+                res.path(meta["namespace"], meta["name"]),
+                query=[("fieldManager", naming.FIELD_MANAGER), ("force", "true")],
+                body=manifest,  # JSON is YAML: the client serializes it as JSON
+                content_type="application/apply-patch+yaml",
+            )
+        )
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        res = RESOURCES[kind]
+        try:
+            return dict(self._call("get", res.plural, "GET", res.path(namespace, name)))
+        except NotFound:
+            return None
+
+    def list(
+        self, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        res = RESOURCES[kind]
+        if namespace:
+            path = res.collection_path(namespace)
+        else:
+            prefix = "/api/v1" if res.api_version == "v1" else f"/apis/{res.api_version}"
+            path = f"{prefix}/{res.plural}"
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = self._call("list", res.plural, "GET", path, query=query)
+        return list(result.get("items") or [])
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Deletes exactly the object we looked at (uid precondition); gone already is fine."""
+        res = RESOURCES[kind]
+        body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        with contextlib.suppress(NotFound):
+            self._call("delete", res.plural, "DELETE", res.path(namespace, name), body=body)
+
+    # --- the ModelDeployment -----------------------------------------------------------------------
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        # A merge patch of the whole status: conditions is a list, so it is replaced as a whole,
+        # which is what we want (we compute every condition each time).
+        path = MODEL_DEPLOYMENT.path(namespace, name) + "/status"
+        return dict(
+            self._call(
+                "patch",
+                "modeldeployments/status",
+                "PATCH",
+                path,
+                body={"status": status},
+                content_type="application/merge-patch+json",
+            )
+        )
+
+    def post_event(
+        self,
+        md: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        component: str = naming.FIELD_MANAGER,
+    ) -> None:
+        meta = md["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": api.API_VERSION,
+                "kind": api.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._call(
+                "create", "events", "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
+            )
+        except KubeError as exc:  # events are best effort: never fail a reconcile over one
+            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+
+    # --- discovery ---------------------------------------------------------------------------------
+
+    def has_resource(self, api_version: str, plural: str) -> bool:
+        """Whether the API server serves `plural` in `api_version` (for optional CRDs)."""
+        try:
+            result = self._call("get", "discovery", "GET", f"/apis/{api_version}")
+        except (NotFound, KubeError):
+            return False
+        return any(r.get("name") == plural for r in result.get("resources") or [])

@@ -1,0 +1,258 @@
+"""One reconcile: build the desired children, apply what differs, observe, write status if changed.
+
+Runs in a worker thread (the Kubernetes client blocks). The work queue guarantees one reconcile per
+ModelDeployment at a time. Writes happen only when something differs: a child is applied when its
+desired manifest changed (hash annotation) or a foreign writer changed a field we own; status is
+patched only when the computed status differs from the stored one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import pydantic
+
+from modelserve import api, builders, naming, status
+from modelserve.kube import Invalid, Kube, KubeError, Transient
+from modelserve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Annotation on every child: hash of the manifest we last applied. A changed desired manifest
+# (including a removed key, which a subset comparison cannot see) differs in hash.
+APPLIED_HASH_ANNOTATION: Final = "modelserve.dev/applied-hash"
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+        :16
+    ]
+
+
+def with_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    digest = manifest_hash(manifest)
+    metadata = dict(manifest["metadata"])
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
+    return {**manifest, "metadata": metadata}
+
+
+def is_subset(desired: object, live: object) -> bool:
+    """Whether every field we declare has our value in the live object (server defaults are extra)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and is_subset(v, live[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(desired) == len(live) and all(map(is_subset, desired, live))
+    if (isinstance(desired, (int, float)) and isinstance(live, str)) or (
+        isinstance(desired, str) and isinstance(live, (int, float))
+    ):
+        return str(desired) == str(live)
+    return desired == live
+
+
+def up_to_date(desired_with_hash: dict[str, Any], live: dict[str, Any]) -> bool:
+    return is_subset(desired_with_hash, live)
+
+
+class ChildCache:
+    """Live children as last seen through watch events or API responses, keyed by kind/namespace/name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def put(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+        with self._lock:
+            current = self._objects.get(key)
+            # Never replace a newer object with an older event (resourceVersions grow in etcd).
+            if current is not None and _rv(current) > _rv(obj):
+                return
+            self._objects[key] = obj
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._objects.pop((kind, namespace, name), None)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._objects.get((kind, namespace, name))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._objects)
+
+
+def _rv(obj: dict[str, Any]) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the queue should do next with this key."""
+
+    result: str  # ready | progressing | invalid | error
+    reason: str
+    requeue_after: float | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        cache: ChildCache,
+        monitoring_crd_installed: Callable[[], bool],
+        now: Callable[[], str] = _now,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.cache = cache
+        self.monitoring_crd_installed = monitoring_crd_installed
+        self.now = now
+
+    def reconcile(self, body: dict[str, Any]) -> Outcome:
+        try:
+            md = api.parse(body)
+        except pydantic.ValidationError as exc:
+            # The API server's schema should have refused this; an older CRD can let it through.
+            message = "; ".join(
+                f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors()[:5]
+            )
+            self._write_status(
+                body, status.failure_status(body, status.Reason.INVALID_SPEC, message, self.now())
+            )
+            return Outcome("invalid", status.Reason.INVALID_SPEC)
+
+        observed: dict[str, dict[str, Any] | None] = {}
+        failure: tuple[str, str] | None = None
+        monitoring_available = self.monitoring_crd_installed()
+        for child in builders.desired_children(md, self.settings):
+            if child.kind == "ServiceMonitor" and not monitoring_available:
+                observed[child.kind] = None
+                continue
+            try:
+                observed[child.kind] = self._converge(md, child)
+            except Invalid as exc:
+                failure = (
+                    status.Reason.INVALID_SPEC,
+                    f"{child.kind} {child.name} was refused: {exc.message}",
+                )
+                break
+
+        pods: tuple[dict[str, Any], ...] = ()
+        deployment = observed.get("Deployment")
+        if failure is None and deployment is not None and not _rolled_out(deployment):
+            # Only a rollout in trouble needs the pods (scheduling, image, fetch failures).
+            pods = tuple(self.kube.list("Pod", md.namespace, naming.label_selector(md)))
+        obs = status.Observed(
+            config_map=observed.get("ConfigMap"),
+            service=observed.get("Service"),
+            deployment=deployment,
+            hpa=observed.get("HorizontalPodAutoscaler"),
+            service_monitor=observed.get("ServiceMonitor"),
+            pods=pods,
+            monitoring_crd_installed=monitoring_available,
+            failure=failure,
+        )
+        new_status = status.compute_status(md, obs, body.get("status"), self.now())
+        self._write_status(body, new_status)
+
+        ready = status.ready_condition(new_status) or {}
+        if failure is not None:
+            return Outcome("invalid", failure[0])
+        if ready.get("status") == "True" or md.spec.suspend:
+            return Outcome("ready", str(ready.get("reason", "")))
+        # Pod-level trouble (scheduling, fetch) does not always change the Deployment, so poll
+        # while progressing instead of waiting for the resync.
+        return Outcome("progressing", str(ready.get("reason", "")), requeue_after=5.0)
+
+    def _converge(self, md: api.ModelDeployment, child: builders.Child) -> dict[str, Any] | None:
+        live = self.cache.get(child.kind, md.namespace, child.name)
+        if child.manifest is None:
+            if live is None:
+                live = self.kube.get(child.kind, md.namespace, child.name)
+            if live is not None and _controlled_by(live, md.uid):
+                log.info("deleting %s %s/%s: no longer desired", child.kind, md.namespace, child.name)
+                self.kube.delete(child.kind, md.namespace, child.name, live["metadata"]["uid"])
+                self.cache.forget(child.kind, md.namespace, child.name)
+            return None
+        desired = with_hash(child.manifest)
+        if live is None:
+            # Not seen through the watch yet (start-up): one read spares a write when nothing changed.
+            live = self.kube.get(child.kind, md.namespace, child.name)
+            if live is not None:
+                self.cache.put(live)
+        if live is not None and up_to_date(desired, live):
+            return live
+        applied = self.kube.apply(desired)
+        self.cache.put(applied)
+        return applied
+
+    def _write_status(self, body: dict[str, Any], new_status: dict[str, Any]) -> None:
+        old_status = body.get("status") or {}
+        if _same_status(old_status, new_status):
+            return
+        meta = body["metadata"]
+        try:
+            self.kube.patch_status(meta["namespace"], meta["name"], new_status)
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile
+            raise
+        self._post_ready_transition(body, old_status, new_status)
+
+    def _post_ready_transition(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+        before = status.ready_condition(old) or {}
+        after = status.ready_condition(new) or {}
+        if (before.get("status"), before.get("reason")) == (after.get("status"), after.get("reason")):
+            return
+        healthy = after.get("status") == "True" or after.get("reason") in (
+            status.Reason.SUSPENDED,
+            status.Reason.CREATING,
+            status.Reason.ROLLING_OUT,
+        )
+        message = str(after.get("message") or after.get("reason") or "")
+        self.kube.post_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)
+
+
+def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(
+        ref.get("controller") and ref.get("uid") == uid
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def _rolled_out(deployment: dict[str, Any]) -> bool:
+    spec = deployment.get("spec") or {}
+    st = deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1) or 0)
+    return (
+        int(st.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
+        and int(st.get("readyReplicas") or 0) >= desired
+        and int(st.get("updatedReplicas") or 0) >= desired
+    )
+
+
+def _same_status(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    # Fields we do not write (from older operator versions) are ignored.
+    return all(old.get(k) == v for k, v in new.items())
+
+
+__all__ = ["ChildCache", "Key", "Outcome", "Reconciler", "Transient", "is_subset", "manifest_hash"]

@@ -1,0 +1,352 @@
+"""Observed children + generation -> status (pure).
+
+Every condition carries a reason from `Reason` (one per failure mode, documented in docs/status.md)
+and the generation it was computed from. `lastTransitionTime` moves only when a condition's status
+flips, so an unchanged world yields an identical status and the reconciler writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from modelserve import api, contract, naming
+from modelserve.builders.gpu import gpu_summary
+from modelserve.builders.tfserving_config import served_versions_summary
+
+READY: Final = "Ready"
+AVAILABLE: Final = "Available"
+PROGRESSING: Final = "Progressing"
+DEPLOYMENT_READY: Final = "DeploymentReady"
+SERVICE_READY: Final = "ServiceReady"
+AUTOSCALER_READY: Final = "AutoscalerReady"
+MONITORING_READY: Final = "MonitoringReady"
+SUSPENDED: Final = "Suspended"
+CONDITION_ORDER: Final = (
+    READY,
+    AVAILABLE,
+    PROGRESSING,
+    DEPLOYMENT_READY,
+    SERVICE_READY,
+    AUTOSCALER_READY,
+    MONITORING_READY,
+    SUSPENDED,
+)
+
+
+class Reason:
+    """Condition reasons. Failure reasons are the ones users act on; keep docs/status.md in step."""
+
+    # Healthy or neutral.
+    READY = "Ready"
+    ROLLED_OUT = "RolledOut"
+    CREATED = "Created"
+    DISABLED = "Disabled"
+    NOT_REQUESTED = "NotRequested"
+    SCALING = "Scaling"
+    NOT_SUSPENDED = "NotSuspended"
+    SUSPENDED = "Suspended"
+    # Waiting.
+    CREATING = "Creating"
+    ROLLING_OUT = "RollingOut"
+    # Failures, one per mode.
+    INVALID_SPEC = "InvalidSpec"
+    UNSCHEDULABLE = "Unschedulable"
+    INSUFFICIENT_GPU = "InsufficientGPU"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    MODEL_FETCH_FAILED = "ModelFetchFailed"
+    CRASH_LOOP = "CrashLoopBackOff"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    CRD_NOT_INSTALLED = "CRDNotInstalled"
+    AUTOSCALER_FAILED = "AutoscalerFailed"
+    APPLY_FAILED = "ApplyFailed"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler saw of the children after applying them."""
+
+    config_map: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
+    deployment: dict[str, Any] | None = None
+    hpa: dict[str, Any] | None = None
+    service_monitor: dict[str, Any] | None = None
+    pods: tuple[dict[str, Any], ...] = ()
+    monitoring_crd_installed: bool = True
+    # (reason, message) when the spec could not be turned into children, or a child was refused.
+    failure: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Cond:
+    type: str
+    status: bool | None
+    reason: str
+    message: str = ""
+
+
+@dataclass
+class _PodTrouble:
+    reason: str
+    message: str
+    pods: list[str] = field(default_factory=list)
+
+
+def _pod_trouble(pods: tuple[dict[str, Any], ...]) -> _PodTrouble | None:
+    """The most telling failure among the pods, in order of what a person must fix first."""
+    found: dict[str, _PodTrouble] = {}
+
+    def note(reason: str, message: str, pod: str) -> None:
+        found.setdefault(reason, _PodTrouble(reason, message)).pods.append(pod)
+
+    for pod in pods:
+        name = pod.get("metadata", {}).get("name", "?")
+        status = pod.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                message = cond.get("message") or "the scheduler found no node for the pod"
+                gpu = "nvidia.com/gpu" in message or "nvidia.com/mig-" in message
+                note(Reason.INSUFFICIENT_GPU if gpu else Reason.UNSCHEDULABLE, message, name)
+        for cs in status.get("initContainerStatuses") or []:
+            state = cs.get("state") or {}
+            last = cs.get("lastState") or {}
+            terminated = state.get("terminated") or last.get("terminated")
+            if cs.get("name") == naming.FETCH_CONTAINER and terminated and terminated.get("exitCode", 0) != 0:
+                reason_text = (terminated.get("message") or terminated.get("reason") or "").strip()
+                note(
+                    Reason.MODEL_FETCH_FAILED,
+                    reason_text.splitlines()[-1] if reason_text else "model fetch failed",
+                    name,
+                )
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+                note(Reason.IMAGE_PULL_FAILED, waiting.get("message") or waiting["reason"], name)
+            elif waiting.get("reason") == "CrashLoopBackOff" and cs.get("name") != naming.FETCH_CONTAINER:
+                note(Reason.CRASH_LOOP, waiting.get("message") or "container keeps crashing", name)
+
+    for reason in (
+        Reason.INSUFFICIENT_GPU,
+        Reason.UNSCHEDULABLE,
+        Reason.IMAGE_PULL_FAILED,
+        Reason.MODEL_FETCH_FAILED,
+        Reason.CRASH_LOOP,
+    ):
+        if reason in found:
+            return found[reason]
+    return None
+
+
+def _desired_replicas(md: api.ModelDeployment, deployment: dict[str, Any]) -> int:
+    if md.spec.suspend:
+        return 0
+    spec_replicas = (deployment.get("spec") or {}).get("replicas")
+    if spec_replicas is not None:
+        return int(spec_replicas)
+    return md.spec.autoscaling.min_replicas if md.spec.autoscaling else (md.spec.replicas or 1)
+
+
+def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
+    dep = obs.deployment
+    if dep is None:
+        return _Cond(DEPLOYMENT_READY, False, Reason.CREATING, "the Deployment does not exist yet")
+    status = dep.get("status") or {}
+    desired = _desired_replicas(md, dep)
+    ready = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    observed_current = int(status.get("observedGeneration") or 0) >= int(
+        dep["metadata"].get("generation") or 0
+    )
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return _Cond(DEPLOYMENT_READY, False, Reason.PROGRESS_DEADLINE_EXCEEDED, cond.get("message", ""))
+    done = observed_current and updated >= desired and ready >= desired and total == updated
+    if done:
+        if desired == 0:
+            return _Cond(DEPLOYMENT_READY, True, Reason.SUSPENDED, "scaled to zero")
+        return _Cond(DEPLOYMENT_READY, True, Reason.ROLLED_OUT, f"{ready}/{desired} replicas ready")
+    trouble = _pod_trouble(obs.pods)
+    if trouble:
+        pods = ", ".join(sorted(trouble.pods)[:3])
+        return _Cond(DEPLOYMENT_READY, False, trouble.reason, f"{trouble.message} (pod {pods})")
+    return _Cond(
+        DEPLOYMENT_READY,
+        False,
+        Reason.ROLLING_OUT,
+        f"{ready}/{desired} replicas ready, {updated}/{desired} updated",
+    )
+
+
+def _service_condition(obs: Observed) -> _Cond:
+    if obs.service is None:
+        return _Cond(SERVICE_READY, False, Reason.CREATING, "the Service does not exist yet")
+    return _Cond(SERVICE_READY, True, Reason.CREATED, "")
+
+
+def _autoscaler_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
+    if md.spec.autoscaling is None:
+        return _Cond(AUTOSCALER_READY, True, Reason.NOT_REQUESTED, "autoscaling is off")
+    if md.spec.suspend:
+        return _Cond(AUTOSCALER_READY, True, Reason.SUSPENDED, "the autoscaler is removed while suspended")
+    if obs.hpa is None:
+        return _Cond(
+            AUTOSCALER_READY, False, Reason.CREATING, "the HorizontalPodAutoscaler does not exist yet"
+        )
+    conditions = {c.get("type"): c for c in (obs.hpa.get("status") or {}).get("conditions") or []}
+    able = conditions.get("AbleToScale")
+    if able and able.get("status") == "False":
+        return _Cond(AUTOSCALER_READY, False, Reason.AUTOSCALER_FAILED, able.get("message", ""))
+    active = conditions.get("ScalingActive")
+    message = ""
+    if active and active.get("status") == "False":
+        # Typically no metrics yet (metrics-server missing or warming up): the HPA exists and keeps
+        # minReplicas, so serving is fine; say so instead of failing the roll-up.
+        message = f"not scaling yet: {active.get('message', '')}".strip()
+    return _Cond(AUTOSCALER_READY, True, Reason.CREATED, message)
+
+
+def _monitoring_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
+    if not md.spec.monitoring.enabled:
+        return _Cond(MONITORING_READY, True, Reason.DISABLED, "monitoring is off")
+    if not obs.monitoring_crd_installed:
+        return _Cond(
+            MONITORING_READY,
+            False,
+            Reason.CRD_NOT_INSTALLED,
+            "the ServiceMonitor CRD (monitoring.coreos.com/v1) is not installed; "
+            "the ServiceMonitor is created once it is",
+        )
+    if obs.service_monitor is None:
+        return _Cond(MONITORING_READY, False, Reason.CREATING, "the ServiceMonitor does not exist yet")
+    return _Cond(
+        MONITORING_READY, True, Reason.CREATED, f"scraped at :{contract.REST_PORT}{contract.METRICS_PATH}"
+    )
+
+
+def _conditions(md: api.ModelDeployment, obs: Observed) -> list[_Cond]:
+    suspended = _Cond(
+        SUSPENDED,
+        md.spec.suspend,
+        Reason.SUSPENDED if md.spec.suspend else Reason.NOT_SUSPENDED,
+        "scaled to zero; every object is kept" if md.spec.suspend else "",
+    )
+    if obs.failure is not None:
+        reason, message = obs.failure
+        unknown = [
+            _Cond(t, None, reason, message)
+            for t in (
+                AVAILABLE,
+                PROGRESSING,
+                DEPLOYMENT_READY,
+                SERVICE_READY,
+                AUTOSCALER_READY,
+                MONITORING_READY,
+            )
+        ]
+        return [_Cond(READY, False, reason, message), *unknown, suspended]
+
+    deployment = _deployment_condition(md, obs)
+    service = _service_condition(obs)
+    autoscaler = _autoscaler_condition(md, obs)
+    monitoring = _monitoring_condition(md, obs)
+    ready_replicas = int(((obs.deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+    available = _Cond(
+        AVAILABLE,
+        ready_replicas > 0,
+        Reason.READY if ready_replicas > 0 else (Reason.SUSPENDED if md.spec.suspend else deployment.reason),
+        f"{ready_replicas} replicas serving" if ready_replicas else "no replica is serving",
+    )
+    rolling = deployment.reason in (Reason.CREATING, Reason.ROLLING_OUT)
+    progressing = _Cond(
+        PROGRESSING,
+        rolling,
+        deployment.reason,
+        deployment.message if rolling or not deployment.status else "",
+    )
+
+    if md.spec.suspend:
+        ready = _Cond(READY, False, Reason.SUSPENDED, "suspended: scaled to zero, every object kept")
+    else:
+        blocking = next((c for c in (deployment, service, autoscaler) if not c.status), None)
+        if blocking is None:
+            ready = _Cond(READY, True, Reason.READY, "every replica serves the model")
+        else:
+            ready = _Cond(READY, False, blocking.reason, f"{blocking.type}: {blocking.message}")
+    return [ready, available, progressing, deployment, service, autoscaler, monitoring, suspended]
+
+
+def _status_text(value: bool | None) -> str:
+    return {True: "True", False: "False", None: "Unknown"}[value]
+
+
+def merge_conditions(
+    new: list[_Cond], previous: list[dict[str, Any]], generation: int, now: str
+) -> list[dict[str, Any]]:
+    """Standard conditions; lastTransitionTime is kept while a condition's status stays the same."""
+    before = {c.get("type"): c for c in previous}
+    out = []
+    for cond in new:
+        status = _status_text(cond.status)
+        old = before.get(cond.type)
+        since = old.get("lastTransitionTime") if old and old.get("status") == status else None
+        out.append(
+            {
+                "type": cond.type,
+                "status": status,
+                "reason": cond.reason,
+                "message": cond.message[:32768],
+                "lastTransitionTime": since or now,
+                "observedGeneration": generation,
+            }
+        )
+    return out
+
+
+def endpoints(md: api.ModelDeployment) -> dict[str, str]:
+    host = f"{naming.service_name(md)}.{md.namespace}.svc"
+    return {
+        "rest": f"http://{host}:{contract.REST_PORT}/v1/models/{md.model_name}",
+        "grpc": f"{host}:{contract.GRPC_PORT}",
+    }
+
+
+def compute_status(
+    md: api.ModelDeployment, obs: Observed, previous: dict[str, Any] | None, now: str
+) -> dict[str, Any]:
+    """The whole status subresource for `md` given what was observed."""
+    previous = previous or {}
+    dep_status = ((obs.deployment or {}).get("status")) or {}
+    status: dict[str, Any] = {
+        "observedGeneration": md.generation,
+        "replicas": int(dep_status.get("replicas") or 0),
+        "readyReplicas": int(dep_status.get("readyReplicas") or 0),
+        "updatedReplicas": int(dep_status.get("updatedReplicas") or 0),
+        "selector": naming.label_selector(md),
+        "endpoints": endpoints(md),
+        "modelName": md.model_name,
+        "modelVersions": served_versions_summary(md),
+        "conditions": merge_conditions(
+            _conditions(md, obs), list(previous.get("conditions") or []), md.generation, now
+        ),
+    }
+    gpu = gpu_summary(md)
+    if gpu:
+        status["gpu"] = gpu
+    return status
+
+
+def ready_condition(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    return next((c for c in (status or {}).get("conditions") or [] if c.get("type") == READY), None)
+
+
+def failure_status(body: dict[str, Any], reason: str, message: str, now: str) -> dict[str, Any]:
+    """Status for a body that could not even be parsed: only what is certain is reported."""
+    metadata = body.get("metadata") or {}
+    generation = int(metadata.get("generation") or 0)
+    previous = list(((body.get("status") or {}).get("conditions")) or [])
+    conditions = [_Cond(READY, False, reason, message)]
+    return {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(conditions, previous, generation, now),
+    }
