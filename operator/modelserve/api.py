@@ -318,10 +318,11 @@ def _quantity_str(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+# Field before BeforeValidator: the other order drops `pattern` from the JSON schema (and the CRD).
 Quantity = Annotated[
     str,
-    BeforeValidator(_quantity_str),
     Field(max_length=64, pattern=QUANTITY, json_schema_extra={"x-kubernetes-int-or-string": True}),
+    BeforeValidator(_quantity_str),
 ]
 ResourceName = Annotated[str, Field(max_length=253)]
 
@@ -402,8 +403,9 @@ class Monitoring(_Model):
     model_config = ConfigDict(
         json_schema_extra=rules(
             cel(
-                "duration(self.scrapeTimeout) <= duration(self.interval)",
-                "monitoring.scrapeTimeout must not exceed monitoring.interval",
+                "!has(self.scrapeTimeout) || !has(self.interval) || duration(self.scrapeTimeout) <= duration(self.interval)",
+                # Name the default: setting only `interval: 5s` trips over scrapeTimeout's 10s default.
+                "monitoring.scrapeTimeout (default 10s) must not exceed monitoring.interval",
                 field_path=".scrapeTimeout",
             )
         )

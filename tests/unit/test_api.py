@@ -90,6 +90,8 @@ def test_integer_quantities_become_strings() -> None:
         body({"model": {"storageUri": "gs://models/resnet"}, "resources": {"requests": {"cpu": 2}}})
     )
     assert md.spec.resources is not None and md.spec.resources.requests == {"cpu": "2"}
+    with pytest.raises(ValidationError):
+        api.parse(body({"model": {"storageUri": "gs://models/r"}, "resources": {"limits": {"memory": "4GB"}}}))
 
 
 @pytest.mark.parametrize(

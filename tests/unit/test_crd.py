@@ -272,7 +272,7 @@ def test_cross_field_constraints_are_rules(schema: JSON) -> None:
         "minReplicas must not exceed",
         "exactly one of latest, all or specific",
         "versionLabels must be listed",
-        "scrapeTimeout must not exceed",
+        "must not exceed monitoring.interval",
         "MODELSERVE_",
         "extraArgs may not set",
         "migProfile",
@@ -287,7 +287,9 @@ def test_optional_fields_are_plain_and_defaults_kept(schema: JSON) -> None:
     assert declared[".spec.gpu.resourceName"]["default"] == "nvidia.com/gpu"
     assert declared[".spec.service.type"]["enum"] == ["ClusterIP", "NodePort", "LoadBalancer"]
     assert declared[".spec.model.credentialsSecret"]["type"] == "string"
-    assert declared[".spec.resources.requests"]["additionalProperties"]["x-kubernetes-int-or-string"] is True
+    quantity = declared[".spec.resources.requests"]["additionalProperties"]
+    assert quantity["x-kubernetes-int-or-string"] is True
+    assert quantity["pattern"] == api.QUANTITY
     assert declared[".spec.scheduling.affinity"] == {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": True,
