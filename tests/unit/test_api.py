@@ -91,7 +91,9 @@ def test_integer_quantities_become_strings() -> None:
     )
     assert md.spec.resources is not None and md.spec.resources.requests == {"cpu": "2"}
     with pytest.raises(ValidationError):
-        api.parse(body({"model": {"storageUri": "gs://models/r"}, "resources": {"limits": {"memory": "4GB"}}}))
+        api.parse(
+            body({"model": {"storageUri": "gs://models/r"}, "resources": {"limits": {"memory": "4GB"}}})
+        )
 
 
 @pytest.mark.parametrize(
