@@ -303,6 +303,15 @@ def test_api_reference_lists_fields_and_rules() -> None:
     assert "| `spec.model.storageUri` | string |" in docs
     assert '| `spec.gpu.resourceName` | string | `"nvidia.com/gpu"` |' in docs
     assert "set spec.replicas or spec.autoscaling, not both" in docs
+    assert "| `spec.serving.env[]` | `.name` | names starting with MODELSERVE_ are reserved" in docs
+    # Every CEL rule of the CRD is listed.
+    messages = [
+        r["message"]
+        for _, n in nodes(crd.build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+        for r in n.get("x-kubernetes-validations", [])
+    ]
+    for message in messages:
+        assert message in docs, message
     # Pipes inside regular expressions and CEL rules must not break the tables.
     for line in docs.splitlines():
         if line.startswith("| `spec.model.storageUri`"):

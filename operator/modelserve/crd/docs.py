@@ -129,8 +129,15 @@ def collect(schema: JSON) -> tuple[list[Row], list[Rule]]:
     rows: list[Row] = []
     rules: list[Rule] = []
     for path, node, required in _walk(schema, "", False):
-        for entry in node.get("x-kubernetes-validations", []):
-            rules.append(Rule(path or "(root)", entry["rule"], entry["message"], entry.get("fieldPath", "")))
+        # Rules of list items and map values (EnvVar's, for example) live on the element schema,
+        # which gets no row of its own.
+        for where, holder in (
+            (path or "(root)", node),
+            (f"{path}[]", node.get("items", {})),
+            (f"{path}.<key>", node.get("additionalProperties", {})),
+        ):
+            for entry in holder.get("x-kubernetes-validations", []):
+                rules.append(Rule(where, entry["rule"], entry["message"], entry.get("fieldPath", "")))
         if not path:
             continue
         default = json.dumps(node["default"], sort_keys=True) if "default" in node else ""
