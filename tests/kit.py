@@ -133,3 +133,54 @@ def start_local_cluster() -> Cluster:
         if line.startswith("export PATH=")
     )
     return Cluster(kubeconfig=kubeconfig, bin_dir=bin_dir, local=True)
+
+
+def model_deployment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "modelserve.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name}, "spec": spec}
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def get_or_none(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    proc = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    if proc.returncode != 0:
+        if "NotFound" in proc.stderr or "not found" in proc.stderr:
+            return None
+        raise AssertionError(proc.stderr)
+    return dict(json.loads(proc.stdout))
+
+
+def wait_condition(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    type_: str,
+    status: str,
+    reason: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Waits until the ModelDeployment's condition has this status (and reason), at the current generation."""
+
+    def probe() -> dict[str, Any] | None:
+        md = get_or_none(cluster, namespace, "modeldeployment", name)
+        cond = condition(md, type_)
+        if md is None or cond is None:
+            return None
+        current = md["status"].get("observedGeneration") == md["metadata"]["generation"]
+        if current and cond["status"] == status and (reason is None or cond["reason"] == reason):
+            return md
+        return None
+
+    return wait_until(
+        probe,
+        timeout=timeout,
+        what=f"{name}: {type_}={status}" + (f" ({reason})" if reason else ""),
+        describe=lambda: json.dumps(
+            (get_or_none(cluster, namespace, "modeldeployment", name) or {}).get("status"), indent=1
+        ),
+    )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelserve import __version__
+from modelserve import __version__, commands
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,16 @@ def _run_crd(args: argparse.Namespace) -> int:
 # The subcommands, by name. `run` (the operator) and `render` (the children of a ModelDeployment as
 # YAML) are added here the same way: a configure function and a run function returning an exit code.
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "run": Subcommand(
+        help="run the operator (kopf) against the cluster of KUBECONFIG or the pod's service account",
+        configure=commands.configure_run,
+        run=commands.run,
+    ),
+    "render": Subcommand(
+        help="print the children the operator would create for a ModelDeployment manifest",
+        configure=commands.configure_render,
+        run=commands.render,
+    ),
     "crd": Subcommand(
         help="generate the ModelDeployment CRD (crds/) or, with --docs, its API reference (docs/api.md)",
         configure=_configure_crd,

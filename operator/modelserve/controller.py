@@ -102,6 +102,7 @@ class Controller:
             with self._bodies_lock:
                 self.bodies.pop(key, None)
             self.queue.forget(key)
+            self.reconciler.forget(*key)
             self.failures.pop(key, None)
             self.ready.pop(key, None)
             self._report_ready()

@@ -68,11 +68,14 @@ class ChildCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # Children confirmed absent by a read; a watch event for one of them clears the mark.
+        self._absent: set[tuple[str, str, str]] = set()
 
     def put(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         key = (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
         with self._lock:
+            self._absent.discard(key)
             current = self._objects.get(key)
             # Never replace a newer object with an older event (resourceVersions grow in etcd).
             if current is not None and _rv(current) > _rv(obj):
@@ -86,6 +89,15 @@ class ChildCache:
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             return self._objects.get((kind, namespace, name))
+
+    def mark_absent(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._objects.pop((kind, namespace, name), None)
+            self._absent.add((kind, namespace, name))
+
+    def known_absent(self, kind: str, namespace: str, name: str) -> bool:
+        with self._lock:
+            return (kind, namespace, name) in self._absent
 
     def __len__(self) -> int:
         with self._lock:
@@ -126,6 +138,10 @@ class Reconciler:
         self.cache = cache
         self.monitoring_crd_installed = monitoring_crd_installed
         self.now = now
+        # The status we last wrote per ModelDeployment, with the resourceVersion the write produced:
+        # a reconcile may run on a body the watch delivered before our own write came back.
+        self._written: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._written_lock = threading.Lock()
 
     def reconcile(self, body: dict[str, Any]) -> Outcome:
         try:
@@ -171,7 +187,7 @@ class Reconciler:
             monitoring_crd_installed=monitoring_available,
             failure=failure,
         )
-        new_status = status.compute_status(md, obs, body.get("status"), self.now())
+        new_status = status.compute_status(md, obs, self._current_status(body), self.now())
         self._write_status(body, new_status)
 
         ready = status.ready_condition(new_status) or {}
@@ -186,12 +202,14 @@ class Reconciler:
     def _converge(self, md: api.ModelDeployment, child: builders.Child) -> dict[str, Any] | None:
         live = self.cache.get(child.kind, md.namespace, child.name)
         if child.manifest is None:
-            if live is None:
+            if live is None and not self.cache.known_absent(child.kind, md.namespace, child.name):
                 live = self.kube.get(child.kind, md.namespace, child.name)
+                if live is None:
+                    self.cache.mark_absent(child.kind, md.namespace, child.name)
             if live is not None and _controlled_by(live, md.uid):
                 log.info("deleting %s %s/%s: no longer desired", child.kind, md.namespace, child.name)
                 self.kube.delete(child.kind, md.namespace, child.name, live["metadata"]["uid"])
-                self.cache.forget(child.kind, md.namespace, child.name)
+                self.cache.mark_absent(child.kind, md.namespace, child.name)
             return None
         desired = with_hash(child.manifest)
         if live is None:
@@ -205,18 +223,35 @@ class Reconciler:
         self.cache.put(applied)
         return applied
 
+    def _current_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        meta = body["metadata"]
+        with self._written_lock:
+            written = self._written.get((meta["namespace"], meta["name"]))
+        if written is not None and written[0] > _rv(body):
+            return written[1]
+        return dict(body.get("status") or {})
+
     def _write_status(self, body: dict[str, Any], new_status: dict[str, Any]) -> None:
-        old_status = body.get("status") or {}
+        old_status = self._current_status(body)
         if _same_status(old_status, new_status):
             return
         meta = body["metadata"]
         try:
-            self.kube.patch_status(meta["namespace"], meta["name"], new_status)
+            response = self.kube.patch_status(meta["namespace"], meta["name"], new_status)
         except KubeError as exc:
             if exc.status == 404:
                 return  # deleted meanwhile
             raise
+        with self._written_lock:
+            self._written[(meta["namespace"], meta["name"])] = (
+                _rv(response),
+                dict(response.get("status") or {}),
+            )
         self._post_ready_transition(body, old_status, new_status)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._written_lock:
+            self._written.pop((namespace, name), None)
 
     def _post_ready_transition(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
         before = status.ready_condition(old) or {}

@@ -1,0 +1,31 @@
+"""The operator under test: kopf's KopfRunner running `modelserve.handlers` in this process,
+watching only the test's namespace, so every test gets its own operator and nothing leaks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kit import Cluster
+
+
+@pytest.fixture
+def operator_env(crds_installed: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    monkeypatch.setenv("KUBECONFIG", crds_installed.kubeconfig)
+    # Metrics and health are read in-process by the tests; no ports to collide between runs.
+    monkeypatch.setenv("MODELSERVE_METRICS_PORT", "0")
+    monkeypatch.setenv("MODELSERVE_HEALTH_PORT", "0")
+    monkeypatch.setenv("MODELSERVE_RETRY_DELAY_SECONDS", "0.5")
+    return crds_installed
+
+
+@pytest.fixture
+def operator(operator_env: Cluster, namespace: str) -> Iterator[object]:
+    from kopf.testing import KopfRunner
+
+    args = ["run", "--standalone", "--namespace", namespace, "-m", "modelserve.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output
