@@ -69,21 +69,31 @@ def test_create_builds_every_child_and_reports_ready(cluster: Cluster, namespace
     types = {c["type"]: c["status"] for c in status["conditions"]}
     assert types["DeploymentReady"] == types["ServiceReady"] == types["Available"] == "True"
     assert types["Suspended"] == "False"
-    events = cluster.kubectl_json("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=echo")
-    assert any(e["reason"] == "Ready" and e["involvedObject"]["kind"] == "ModelDeployment" for e in events["items"])
+    events = cluster.kubectl_json(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=echo"
+    )
+    assert any(
+        e["reason"] == "Ready" and e["involvedObject"]["kind"] == "ModelDeployment" for e in events["items"]
+    )
 
 
 @pytest.mark.usefixtures("operator")
 def test_version_label_change_touches_only_the_configmap(cluster: Cluster, namespace: str) -> None:
-    model = {**MODEL, "versionPolicy": {"specific": {"versions": [1, 2]}}, "versionLabels": {"stable": 1, "canary": 2}}
+    model = {
+        **MODEL,
+        "versionPolicy": {"specific": {"versions": [1, 2]}},
+        "versionLabels": {"stable": 1, "canary": 2},
+    }
     apply(cluster, namespace, model_deployment("ranker", {"model": model}))
     wait_condition(cluster, namespace, "ranker", "Ready", "True", timeout=90)
     before = child(cluster, namespace, "deployment", "ranker")
 
     patch_spec(cluster, namespace, "ranker", {"model": {"versionLabels": {"stable": 2, "canary": 2}}})
     wait_until(
-        lambda: 'key: "stable"\n      value: 2'
-        in child(cluster, namespace, "configmap", "ranker-tfserving")["data"]["models.config"],
+        lambda: (
+            'key: "stable"\n      value: 2'
+            in child(cluster, namespace, "configmap", "ranker-tfserving")["data"]["models.config"]
+        ),
         timeout=30,
         what="the model config to move the stable label",
     )
@@ -104,7 +114,10 @@ def test_spec_updates_propagate_to_every_child(cluster: Cluster, namespace: str)
         cluster,
         namespace,
         "grow",
-        {"resources": {"requests": {"cpu": "2", "memory": "3Gi"}}, "model": {"storageUri": "s3://models/other"}},
+        {
+            "resources": {"requests": {"cpu": "2", "memory": "3Gi"}},
+            "model": {"storageUri": "s3://models/other"},
+        },
     )
 
     def rolled() -> dict[str, Any] | None:
@@ -127,7 +140,9 @@ def test_spec_updates_propagate_to_every_child(cluster: Cluster, namespace: str)
     assert child(cluster, namespace, "service", "grow")["metadata"]["annotations"]["team"] == "ml"
 
     # Autoscaling on: an HPA appears and the Deployment's replicas are no longer ours.
-    patch_spec(cluster, namespace, "grow", {"replicas": None, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}})
+    patch_spec(
+        cluster, namespace, "grow", {"replicas": None, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}
+    )
     hpa = wait_until(lambda: get_or_none(cluster, namespace, "hpa", "grow"), timeout=30, what="the HPA")
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 4
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "grow"}
@@ -139,7 +154,9 @@ def test_spec_updates_propagate_to_every_child(cluster: Cluster, namespace: str)
 
     # Autoscaling off again: the HPA we created is deleted.
     patch_spec(cluster, namespace, "grow", {"autoscaling": None, "replicas": 1})
-    wait_until(lambda: get_or_none(cluster, namespace, "hpa", "grow") is None, timeout=30, what="the HPA to go")
+    wait_until(
+        lambda: get_or_none(cluster, namespace, "hpa", "grow") is None, timeout=30, what="the HPA to go"
+    )
     wait_condition(cluster, namespace, "grow", "Ready", "True", timeout=60)
 
 
@@ -148,13 +165,19 @@ def test_other_writers_scale_kept_image_reverted_deletion_recreated(cluster: Clu
     spec = {"model": MODEL, "autoscaling": {"minReplicas": 1, "maxReplicas": 5}}
     apply(cluster, namespace, model_deployment("drift", spec))
     wait_condition(cluster, namespace, "drift", "Ready", "True", timeout=90)
-    image = child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
 
     # A foreign image edit is put back.
     cluster.kubectl("set", "image", "-n", namespace, "deployment/drift", "tfserving=registry.invalid/evil:1")
     wait_until(
-        lambda: child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0]["image"]
-        == image,
+        lambda: (
+            child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0][
+                "image"
+            ]
+            == image
+        ),
         timeout=30,
         what="the operator to revert the image",
     )
@@ -164,8 +187,12 @@ def test_other_writers_scale_kept_image_reverted_deletion_recreated(cluster: Clu
     cluster.kubectl("scale", "-n", namespace, "deployment/drift", "--replicas=3")
     cluster.kubectl("set", "image", "-n", namespace, "deployment/drift", "tfserving=registry.invalid/evil:2")
     wait_until(
-        lambda: child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0]["image"]
-        == image,
+        lambda: (
+            child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0][
+                "image"
+            ]
+            == image
+        ),
         timeout=30,
         what="the operator to reconcile after the scale",
     )
@@ -179,7 +206,11 @@ def test_other_writers_scale_kept_image_reverted_deletion_recreated(cluster: Clu
     old_uid = child(cluster, namespace, "service", "drift")["metadata"]["uid"]
     cluster.kubectl("delete", "-n", namespace, "service/drift")
     recreated = wait_until(
-        lambda: (s := get_or_none(cluster, namespace, "service", "drift")) and s["metadata"]["uid"] != old_uid and s,
+        lambda: (
+            (s := get_or_none(cluster, namespace, "service", "drift"))
+            and s["metadata"]["uid"] != old_uid
+            and s
+        ),
         timeout=30,
         what="the Service to be recreated",
     )
@@ -187,12 +218,18 @@ def test_other_writers_scale_kept_image_reverted_deletion_recreated(cluster: Clu
     cluster.kubectl("label", "-n", namespace, "configmap/drift-tfserving", "cost-center=42")
     patch_spec(cluster, namespace, "drift", {"serving": {"env": [{"name": "TZ", "value": "UTC"}]}})
     wait_until(
-        lambda: {"name": "TZ", "value": "UTC"}
-        in child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0]["env"],
+        lambda: (
+            {"name": "TZ", "value": "UTC"}
+            in child(cluster, namespace, "deployment", "drift")["spec"]["template"]["spec"]["containers"][0][
+                "env"
+            ]
+        ),
         timeout=30,
         what="the new env var",
     )
-    assert child(cluster, namespace, "configmap", "drift-tfserving")["metadata"]["labels"]["cost-center"] == "42"
+    assert (
+        child(cluster, namespace, "configmap", "drift-tfserving")["metadata"]["labels"]["cost-center"] == "42"
+    )
 
 
 @pytest.mark.usefixtures("operator")
@@ -212,5 +249,7 @@ def test_deleting_the_model_deployment_collects_every_child(cluster: Cluster, na
             timeout=60,
             what=f"{kind} {name} to be garbage-collected",
         )
-    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "modelserve.dev/deployment=gone")["items"]
+    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "modelserve.dev/deployment=gone")[
+        "items"
+    ]
     assert all(p["metadata"].get("deletionTimestamp") for p in pods)
