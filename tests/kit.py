@@ -136,7 +136,12 @@ def start_local_cluster() -> Cluster:
 
 
 def model_deployment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "modelserve.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "modelserve.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
@@ -161,6 +166,7 @@ def wait_condition(
     name: str,
     type_: str,
     status: str,
+    *,
     reason: str | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:

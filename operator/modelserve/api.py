@@ -37,9 +37,15 @@ NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # Regular expressions shared by fields and CEL rules.
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # optional DNS prefix
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-QUANTITY = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"  # number
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"  # suffix
+)
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 VERSION_LABEL = r"^[a-zA-Z0-9_]+$"
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -403,7 +409,8 @@ class Monitoring(_Model):
     model_config = ConfigDict(
         json_schema_extra=rules(
             cel(
-                "!has(self.scrapeTimeout) || !has(self.interval) || duration(self.scrapeTimeout) <= duration(self.interval)",
+                "!has(self.scrapeTimeout) || !has(self.interval) || "
+                "duration(self.scrapeTimeout) <= duration(self.interval)",
                 # Name the default: setting only `interval: 5s` trips over scrapeTimeout's 10s default.
                 "monitoring.scrapeTimeout (default 10s) must not exceed monitoring.interval",
                 field_path=".scrapeTimeout",
@@ -452,7 +459,8 @@ class ModelDeploymentSpec(_Model):
         json_schema_extra=rules(
             cel(
                 "!(has(self.replicas) && has(self.autoscaling))",
-                "set spec.replicas or spec.autoscaling, not both: with autoscaling the HPA owns the replica count",
+                "set spec.replicas or spec.autoscaling, not both: "
+                "with autoscaling the HPA owns the replica count",
                 field_path=".replicas",
             ),
         )

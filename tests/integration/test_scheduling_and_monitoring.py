@@ -60,8 +60,9 @@ def test_nodes_without_the_label_are_unschedulable(cluster: Cluster, namespace: 
 
 
 def _service_monitor_crd_file() -> str:
-    from kit import REPO  # noqa: F401  (the cache path follows hack/cluster/lib.sh)
     import os
+
+    from kit import REPO  # noqa: F401  (the cache path follows hack/cluster/lib.sh)
 
     cache = os.environ.get("MODELSERVE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
