@@ -65,3 +65,13 @@ demo: venv cluster-up ## local cluster + CRDs + operator + examples, ending with
 .PHONY: demo-stop
 demo-stop: ## stop the operator started by `make demo`
 	hack/demo.sh stop
+
+.PHONY: chart-crds
+chart-crds: ## copy crds/ into the Helm chart (a test fails when they differ)
+	rm -f charts/modelserve-operator/crds/*.yaml
+	cp crds/*.yaml charts/modelserve-operator/crds/
+
+.PHONY: dist
+dist: chart-crds ## render dist/install.yaml from the chart (a test fails when it is stale)
+	dist/render.sh > dist/install.yaml.tmp
+	mv dist/install.yaml.tmp dist/install.yaml
