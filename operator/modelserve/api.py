@@ -33,6 +33,7 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 # the selector label; `<name>-tfserving` must stay a valid label too, so names are at most 53.
 MAX_NAME_LENGTH: Final = 53
 NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_PATTERN_DNS_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # namespace names (RFC 1123 label)
 
 # Regular expressions shared by fields and CEL rules.
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -449,6 +450,48 @@ class ServiceSettings(_Model):
     """Annotations of the Service, for example for a load balancer."""
 
 
+# --- network policy --------------------------------------------------------------------------------
+
+LabelMap = Annotated[
+    dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]] | None,
+    Field(max_length=16),
+]
+
+
+class NetworkPolicyClient(_Model):
+    """Pods allowed to call the model. Within one entry every condition must hold; entries are
+    alternatives. An entry without namespaces or namespaceLabels means the ModelDeployment's namespace."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!(has(self.namespaces) && has(self.namespaceLabels))",
+                "set namespaces or namespaceLabels in one allowedClients entry, not both",
+                field_path=".namespaceLabels",
+            )
+        )
+    )
+
+    namespaces: Annotated[
+        list[Annotated[str, Field(max_length=63, pattern=NAME_PATTERN_DNS_LABEL)]] | None,
+        Field(min_length=1, max_length=32),
+    ] = None
+    """Names of the client namespaces."""
+    namespace_labels: LabelMap = None
+    """Labels of the client namespaces (instead of their names)."""
+    pod_labels: LabelMap = None
+    """Labels of the client pods; every pod of the selected namespaces when absent."""
+
+
+class NetworkPolicySettings(_Model):
+    """A NetworkPolicy admitting traffic to the serving pods only from the listed clients, and only on
+    the gRPC (8500) and REST (8501) ports; every other ingress to the pods is denied. Needs a network
+    plugin that enforces NetworkPolicies. A Prometheus scraping the pods must be listed as a client."""
+
+    allowed_clients: Annotated[list[NetworkPolicyClient], Field(max_length=32)] = []
+    """Who may connect; an empty list admits nobody."""
+
+
 # --- the resource ----------------------------------------------------------------------------------
 
 
@@ -484,6 +527,8 @@ class ModelDeploymentSpec(_Model):
     """Prometheus monitoring."""
     service: Annotated[ServiceSettings, Field(json_schema_extra={"default": {}})] = ServiceSettings()
     """The Service."""
+    network_policy: NetworkPolicySettings | None = None
+    """Restrict who may reach the serving ports with a NetworkPolicy; no policy when absent."""
     suspend: bool = False
     """Scale to zero while keeping every object; condition Suspended is True."""
 

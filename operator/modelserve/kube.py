@@ -45,11 +45,13 @@ CONFIG_MAP: Final = Resource("v1", "ConfigMap", "configmaps")
 SERVICE: Final = Resource("v1", "Service", "services")
 DEPLOYMENT: Final = Resource("apps/v1", "Deployment", "deployments")
 HPA: Final = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+NETWORK_POLICY: Final = Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 SERVICE_MONITOR: Final = Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD: Final = Resource("v1", "Pod", "pods")
 MODEL_DEPLOYMENT: Final = Resource(api.API_VERSION, api.KIND, api.PLURAL)
 RESOURCES: Final = {
-    r.kind: r for r in (CONFIG_MAP, SERVICE, DEPLOYMENT, HPA, SERVICE_MONITOR, POD, MODEL_DEPLOYMENT)
+    r.kind: r
+    for r in (CONFIG_MAP, SERVICE, DEPLOYMENT, HPA, NETWORK_POLICY, SERVICE_MONITOR, POD, MODEL_DEPLOYMENT)
 }
 
 

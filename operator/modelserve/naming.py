@@ -53,6 +53,10 @@ def service_monitor_name(md: api.ModelDeployment) -> str:
     return md.name
 
 
+def network_policy_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
 def config_map_name(md: api.ModelDeployment) -> str:
     return f"{md.name}-tfserving"
 

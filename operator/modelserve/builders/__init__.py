@@ -15,6 +15,7 @@ from modelserve import api, naming
 from modelserve.builders.configmap import build_config_map
 from modelserve.builders.deployment import build_deployment
 from modelserve.builders.hpa import build_hpa
+from modelserve.builders.networkpolicy import build_network_policy
 from modelserve.builders.service import build_service
 from modelserve.builders.servicemonitor import build_service_monitor
 from modelserve.settings import Settings
@@ -39,11 +40,13 @@ class Child:
 
 _Builder = Callable[[api.ModelDeployment, Settings], Manifest | None]
 
-# Apply order: the ConfigMap the pods mount, the Service, the Deployment, then the objects that
-# refer to it (HPA) or only observe it (ServiceMonitor).
+# Apply order: the ConfigMap the pods mount, the Service, the NetworkPolicy guarding the pods before
+# they exist, the Deployment, then the objects that refer to it (HPA) or only observe it
+# (ServiceMonitor).
 CHILD_KINDS: Final[tuple[tuple[str, str, Callable[[api.ModelDeployment], str], _Builder], ...]] = (
     ("v1", "ConfigMap", naming.config_map_name, build_config_map),
     ("v1", "Service", naming.service_name, build_service),
+    ("networking.k8s.io/v1", "NetworkPolicy", naming.network_policy_name, build_network_policy),
     ("apps/v1", "Deployment", naming.deployment_name, build_deployment),
     ("autoscaling/v2", "HorizontalPodAutoscaler", naming.hpa_name, build_hpa),
     ("monitoring.coreos.com/v1", "ServiceMonitor", naming.service_monitor_name, build_service_monitor),
@@ -65,6 +68,7 @@ __all__ = [
     "build_config_map",
     "build_deployment",
     "build_hpa",
+    "build_network_policy",
     "build_service",
     "build_service_monitor",
     "desired_children",
