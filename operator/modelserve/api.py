@@ -152,7 +152,7 @@ class ModelSource(_Model):
     model_config = ConfigDict(
         json_schema_extra=rules(
             cel(
-                "!has(self.versionLabels) || !has(self.versionPolicy.specific) || "
+                "!has(self.versionLabels) || !has(self.versionPolicy) || !has(self.versionPolicy.specific) || "
                 "self.versionLabels.all(k, self.versionLabels[k] in self.versionPolicy.specific.versions)",
                 "every version in versionLabels must be listed in versionPolicy.specific.versions",
                 field_path=".versionLabels",
@@ -174,10 +174,13 @@ class ModelSource(_Model):
     credentials_secret: Annotated[str | None, Field(max_length=253, pattern=DNS_SUBDOMAIN)] = None
     """Name of a Secret in the same namespace holding storage credentials; mounted only into the model
     fetch init container. See serving-image/README.md for its keys."""
-    version_policy: Annotated[VersionPolicy, Field(json_schema_extra={"default": DEFAULT_VERSION_POLICY})] = (
-        VersionPolicy(latest=LatestPolicy(count=1))
+    # No default in the CRD: a stored {latest: {count: 1}} would stay beside the `specific` or `all` a
+    # later kubectl apply (client- or server-side) adds, and the exactly-one rule would refuse the
+    # change. Absent means DEFAULT_VERSION_POLICY, applied here.
+    version_policy: Annotated[VersionPolicy, Field(json_schema_extra={"default": None})] = VersionPolicy(
+        latest=LatestPolicy(count=1)
     )
-    """Which versions to serve. Defaults to the newest one."""
+    """Which versions to serve. Defaults to the newest one (latest, count 1)."""
     version_labels: Annotated[
         dict[Annotated[str, Field(max_length=63)], Annotated[int, Field(ge=0)]] | None,
         Field(

@@ -225,7 +225,8 @@ def test_server_applies_schema_defaults(objects: Any, shared_namespace: str) -> 
         },
     }
     spec = create(objects, shared_namespace, body)["spec"]
-    assert spec["model"]["versionPolicy"] == {"latest": {"count": 1}}
+    # No server default for the policy: see test_switching_from_the_default_policy_is_accepted.
+    assert "versionPolicy" not in spec["model"]
     assert spec["gpu"]["resourceName"] == "nvidia.com/gpu"
     assert spec["autoscaling"]["minReplicas"] == 1
     assert spec["monitoring"] == {"enabled": False, "interval": "30s", "scrapeTimeout": "10s"}
@@ -239,6 +240,33 @@ def test_server_applies_schema_defaults(objects: Any, shared_namespace: str) -> 
         "padVariableLengthInputs": False,
     }
     assert "replicas" not in spec  # no default: it would collide with autoscaling
+
+
+def test_switching_from_the_default_policy_is_accepted(objects: Any, shared_namespace: str) -> None:
+    """A stored default `latest` would stay beside the `specific` of a later apply and trip the
+    exactly-one rule (found by the kill-round tests, which re-apply specs)."""
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "policy-switch"},
+        "spec": {"model": {"storageUri": "gs://models/resnet"}},
+    }
+    create(objects, shared_namespace, body)
+    assert api.parse(body).spec.model.version_policy.latest == api.LatestPolicy(count=1)
+    for policy in ({"specific": {"versions": [1, 2]}}, {"all": {}}, {"latest": {"count": 3}}):
+        body["spec"] = {"model": {"storageUri": "gs://models/resnet", "versionPolicy": policy}}
+        applied = objects.patch_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            shared_namespace,
+            api.PLURAL,
+            "policy-switch",
+            body,
+            field_manager="modelserve-tests",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        assert applied["spec"]["model"]["versionPolicy"] == policy
 
 
 def test_name_of_exactly_53_characters_is_accepted(objects: Any, shared_namespace: str) -> None:
