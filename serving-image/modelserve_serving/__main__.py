@@ -19,7 +19,7 @@ log = logging.getLogger("modelserve_serving")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=contract.EXECUTABLE, description=__doc__)
+    parser = argparse.ArgumentParser(prog=contract.EXECUTABLE, description=__doc__, allow_abbrev=False)
     parser.add_argument(
         "--termination-message-path",
         type=Path,
@@ -34,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--max-backoff-seconds", type=float, default=30.0)
     fetch.add_argument("--pvc-mount-dir", type=Path, default=Path(contract.PVC_MOUNT_DIR))
 
-    serve = sub.add_parser(contract.CMD_SERVE, help="run tensorflow_model_server (main container)")
-    serve.add_argument("extra_args", nargs=argparse.REMAINDER, help="extra TF Serving flags, --name=value")
+    # Every argument after `serve` is an extra TF Serving flag: no options of its own (not even
+    # --help), so none can swallow or abbreviate-match one of them.
+    sub.add_parser(
+        contract.CMD_SERVE, add_help=False, allow_abbrev=False,
+        help="run tensorflow_model_server (main container); extra TF Serving flags as --name=value",
+    )
 
     ready = sub.add_parser(contract.CMD_READY, help="readiness probe: every served version AVAILABLE")
     ready.add_argument("--host", default="127.0.0.1")
@@ -100,7 +104,11 @@ _COMMANDS = {contract.CMD_FETCH: _fetch, contract.CMD_SERVE: _serve, contract.CM
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command != contract.CMD_SERVE and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
