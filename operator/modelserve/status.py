@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders.gpu import gpu_summary
+from modelserve.builders.gpu import gpu_resource_name, gpu_summary
 from modelserve.builders.tfserving_config import served_versions_summary
 
 READY: Final = "Ready"
@@ -92,9 +92,14 @@ class _PodTrouble:
     pods: list[str] = field(default_factory=list)
 
 
-def _pod_trouble(pods: tuple[dict[str, Any], ...]) -> _PodTrouble | None:
+def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> _PodTrouble | None:
     """The most telling failure among the pods, in order of what a person must fix first."""
     found: dict[str, _PodTrouble] = {}
+    # The scheduler says "Insufficient <resource>" for a shortage; a GPU taint also names
+    # nvidia.com/gpu ("had untolerated taint {nvidia.com/gpu: ...}") but is not a shortage.
+    shortages = {"Insufficient nvidia.com/gpu", f"Insufficient {naming.MIG_RESOURCE_PREFIX}"}
+    if gpu_resource:
+        shortages.add(f"Insufficient {gpu_resource}")
 
     def note(reason: str, message: str, pod: str) -> None:
         found.setdefault(reason, _PodTrouble(reason, message)).pods.append(pod)
@@ -105,7 +110,7 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...]) -> _PodTrouble | None:
         for cond in status.get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 message = cond.get("message") or "the scheduler found no node for the pod"
-                gpu = "nvidia.com/gpu" in message or "nvidia.com/mig-" in message
+                gpu = any(shortage in message for shortage in shortages)
                 note(Reason.INSUFFICIENT_GPU if gpu else Reason.UNSCHEDULABLE, message, name)
         for cs in status.get("initContainerStatuses") or []:
             state = cs.get("state") or {}
@@ -166,7 +171,7 @@ def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
         if desired == 0:
             return _Cond(DEPLOYMENT_READY, True, Reason.SUSPENDED, "scaled to zero")
         return _Cond(DEPLOYMENT_READY, True, Reason.ROLLED_OUT, f"{ready}/{desired} replicas ready")
-    trouble = _pod_trouble(obs.pods)
+    trouble = _pod_trouble(obs.pods, gpu_resource_name(md.spec.gpu) if md.spec.gpu else None)
     if trouble:
         pods = ", ".join(sorted(trouble.pods)[:3])
         return _Cond(DEPLOYMENT_READY, False, trouble.reason, f"{trouble.message} (pod {pods})")

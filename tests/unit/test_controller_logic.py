@@ -1,0 +1,307 @@
+"""controller.py: watch health, retry backoff, and how watch events feed the queue and the state."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from typing import Any
+
+import pytest
+
+from modelserve.controller import MAX_BACKOFF, Controller, WatchHealth
+from modelserve.kube import Kube, KubeError, Transient
+from modelserve.reconcile import Key, Outcome
+from modelserve.settings import Settings
+from modelserve.workqueue import WorkQueue
+
+pytestmark = pytest.mark.unit
+
+Obj = dict[str, Any]
+
+
+# --- WatchHealth -----------------------------------------------------------------------------------
+
+A: Key = ("ml", "resnet")
+B: Key = ("ml", "bert")
+
+
+def test_watch_health_is_fine_when_events_match_the_list() -> None:
+    health = WatchHealth(stall_seconds=60)
+    health.on_event(A, "10")
+    health.on_event(B, "11")
+    health.on_list({A: "10", B: "11"}, now=1000.0)
+    assert health.lagging_since == {}
+    assert health.problem(now=1_000_000.0) is None
+
+
+def test_watch_health_reports_a_stall_only_after_the_allowed_time() -> None:
+    health = WatchHealth(stall_seconds=60)
+    health.on_event(A, "10")
+    health.on_list({A: "12", B: "7"}, now=1000.0)  # A changed and B appeared without an event
+    assert health.lagging_since == {A: 1000.0, B: 1000.0}
+    assert health.problem(now=1060.0) is None
+    health.on_list({A: "12", B: "7"}, now=1050.0)  # still lagging: the first sighting counts
+    assert health.lagging_since == {A: 1000.0, B: 1000.0}
+    problem = health.problem(now=1061.0)
+    assert problem == "watch stalled: 2 ModelDeployments changed without an event (e.g. ml/resnet)"
+
+
+def test_watch_health_recovers_through_an_event_or_a_matching_list() -> None:
+    health = WatchHealth(stall_seconds=60)
+    health.on_list({A: "12", B: "7"}, now=1000.0)
+    health.on_event(A, "12")  # the watch caught up
+    assert health.lagging_since == {B: 1000.0}
+    assert health.problem(now=2000.0) == (
+        "watch stalled: 1 ModelDeployments changed without an event (e.g. ml/bert)"
+    )
+    health.on_event(B, "7")
+    health.on_list({A: "12", B: "7"}, now=2000.0)
+    assert health.problem(now=5000.0) is None
+
+
+def test_watch_health_drops_deleted_keys() -> None:
+    health = WatchHealth(stall_seconds=60)
+    health.on_list({A: "12", B: "7"}, now=1000.0)
+    health.on_list({B: "7"}, now=1010.0)  # A was deleted meanwhile
+    assert health.lagging_since == {B: 1000.0}
+    health.on_list({}, now=1020.0)
+    assert health.lagging_since == {}
+    assert health.problem(now=9999.0) is None
+
+
+# --- a Controller on fakes -------------------------------------------------------------------------
+
+
+class FakeKube(Kube):
+    def __init__(self, items: list[Obj] | None = None, monitoring_crd: bool = False) -> None:
+        self.items = items or []
+        self.monitoring_crd = monitoring_crd
+        self.calls: list[tuple[str, ...]] = []
+
+    def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[Obj]:
+        self.calls.append(("list", kind, namespace or ""))
+        return [copy.deepcopy(i) for i in self.items if namespace in (None, i["metadata"]["namespace"])]
+
+    def has_resource(self, api_version: str, plural: str) -> bool:
+        self.calls.append(("has_resource", api_version, plural))
+        return self.monitoring_crd
+
+
+class RecordingQueue(WorkQueue[Key]):
+    def __init__(self) -> None:
+        super().__init__(self._never, workers=1)
+        self.added: list[Key] = []
+        self.forgotten: list[Key] = []
+
+    @staticmethod
+    async def _never(key: Key) -> float | None:
+        raise AssertionError(f"nothing is processed here: {key}")
+
+    def add(self, key: Key, delay: float = 0.0) -> None:
+        self.added.append(key)
+
+    def forget(self, key: Key) -> None:
+        self.forgotten.append(key)
+
+
+def make_controller(kube: FakeKube | None = None, **settings: Any) -> tuple[Controller, RecordingQueue]:
+    controller = Controller(kube or FakeKube(), Settings(**settings))
+    queue = RecordingQueue()
+    controller.queue = queue
+    return controller, queue
+
+
+def md(name: str = "resnet", rv: str = "10", namespace: str = "ml") -> Obj:
+    return {
+        "apiVersion": "modelserve.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "resourceVersion": rv},
+        "spec": {"model": {"storageUri": "gs://models/resnet"}},
+    }
+
+
+def child(kind: str, name: str, owners: list[Obj], rv: str = "50") -> Obj:
+    return {
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "ml", "resourceVersion": rv, "ownerReferences": owners},
+    }
+
+
+def owner(name: str, *, controller: bool = True, kind: str = "ModelDeployment") -> Obj:
+    return {
+        "apiVersion": "modelserve.dev/v1alpha1" if kind == "ModelDeployment" else "apps/v1",
+        "kind": kind,
+        "name": name,
+        "uid": f"uid-{name}",
+        "controller": controller,
+    }
+
+
+def test_retry_backoff_doubles_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: 1.0)
+    controller, _ = make_controller(retry_delay_seconds=2.0)
+    delays = [controller._retry(A, "Transient", "409 Conflict") for _ in range(9)]
+    assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, MAX_BACKOFF, MAX_BACKOFF, MAX_BACKOFF, MAX_BACKOFF]
+    assert controller.failures[A] == 9
+    # Another key starts from the beginning.
+    assert controller._retry(B, "Transient", "429") == 2.0
+    # Very many failures neither overflow nor exceed the cap.
+    controller.failures[A] = 10_000
+    assert controller._retry(A, "Error", "x") == MAX_BACKOFF
+
+
+def test_retry_backoff_is_jittered_around_the_exponential(monkeypatch: pytest.MonkeyPatch) -> None:
+    bounds: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        bounds.append((low, high))
+        return high
+
+    monkeypatch.setattr(random, "uniform", uniform)
+    controller, _ = make_controller(retry_delay_seconds=0.5)
+    assert controller._retry(A, "Transient", "x") == pytest.approx(0.6)
+    assert controller._retry(A, "Transient", "x") == pytest.approx(1.2)
+    assert bounds == [(0.8, 1.2), (0.8, 1.2)]
+
+
+def test_process_retries_api_errors_and_resets_after_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: 1.0)
+    controller, _ = make_controller(retry_delay_seconds=1.0)
+    controller.on_model_deployment("ADDED", md())
+    results: list[Exception | Outcome] = [
+        Transient(409, "Conflict", "the object has been modified"),
+        KubeError(403, "Forbidden", "no"),
+        RuntimeError("bug"),
+        Outcome("progressing", "RollingOut", requeue_after=5.0),
+        Transient(503, "ServiceUnavailable", "etcd"),
+        Outcome("ready", "Ready"),
+    ]
+    seen: list[Obj] = []
+
+    def reconcile(body: Obj) -> Outcome:
+        seen.append(body)
+        result = results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(controller.reconciler, "reconcile", reconcile)
+
+    async def go() -> list[float | None]:
+        return [await controller._process(A) for _ in range(6)]
+
+    assert asyncio.run(go()) == [1.0, 2.0, 4.0, 5.0, 1.0, None]
+    assert seen == [md()] * 6
+    assert controller.failures == {}
+    assert controller.ready == {A: "True"}
+
+
+def test_process_of_an_unknown_key_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller, _ = make_controller()
+
+    def reconcile(body: Obj) -> Outcome:
+        raise AssertionError("no body, no reconcile")
+
+    monkeypatch.setattr(controller.reconciler, "reconcile", reconcile)
+    assert asyncio.run(controller._process(A)) is None
+
+
+def test_child_events_enqueue_the_controlling_model_deployment() -> None:
+    controller, queue = make_controller()
+    dep = child(
+        "Deployment",
+        "resnet",
+        [owner("other", controller=False), owner("rs", kind="ReplicaSet"), owner("resnet")],
+    )
+    controller.on_child("MODIFIED", dep)
+    assert queue.added == [A]
+    assert controller.cache.get("Deployment", "ml", "resnet") == dep
+
+    controller.on_child("ADDED", child("ConfigMap", "bert-tfserving", [owner("bert")]))
+    assert queue.added == [A, B]
+
+
+@pytest.mark.parametrize(
+    "owners",
+    [[], [owner("resnet", controller=False)], [owner("resnet", kind="ReplicaSet")]],
+    ids=["no-owner", "not-controller", "other-kind"],
+)
+def test_child_events_without_a_controlling_model_deployment_enqueue_nothing(owners: list[Obj]) -> None:
+    controller, queue = make_controller()
+    controller.on_child("ADDED", child("Service", "resnet", owners))
+    assert queue.added == []
+    assert controller.cache.get("Service", "ml", "resnet") is not None  # still cached
+
+
+def test_a_deleted_child_is_forgotten_and_its_owner_reconciled() -> None:
+    controller, queue = make_controller()
+    svc = child("Service", "resnet", [owner("resnet")])
+    controller.on_child("ADDED", svc)
+    controller.on_child("DELETED", svc)
+    assert controller.cache.get("Service", "ml", "resnet") is None
+    assert queue.added == [A, A]
+
+
+def test_model_deployment_events_store_the_body_and_enqueue() -> None:
+    controller, queue = make_controller()
+    controller.on_model_deployment("ADDED", md(rv="10"))
+    controller.on_model_deployment("MODIFIED", md(rv="11"))
+    assert controller.bodies == {A: md(rv="11")}
+    assert queue.added == [A, A]
+    assert controller.health.seen_rv == {A: "11"}
+
+
+def test_a_deleted_model_deployment_forgets_every_piece_of_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller, queue = make_controller()
+    forgotten: list[tuple[str, str]] = []
+    monkeypatch.setattr(controller.reconciler, "forget", lambda ns, name: forgotten.append((ns, name)))
+    controller.on_model_deployment("ADDED", md())
+    controller.on_model_deployment("ADDED", md("bert"))
+    controller.failures[A] = 3
+    controller.ready[A] = "False"
+    controller.ready[B] = "True"
+    controller.on_model_deployment("DELETED", md())
+    assert list(controller.bodies) == [B]
+    assert queue.forgotten == [A]
+    assert forgotten == [A]
+    assert controller.failures == {}
+    assert controller.ready == {B: "True"}
+    assert queue.added == [A, B]  # the delete itself enqueues nothing
+
+
+def test_the_monitoring_crd_appearing_enqueues_everything_once() -> None:
+    controller, queue = make_controller()
+    controller.on_model_deployment("ADDED", md())
+    controller.on_model_deployment("ADDED", md("bert"))
+    queue.added.clear()
+    controller.on_monitoring_crd(False)  # unchanged: nothing to do
+    assert queue.added == []
+    controller.on_monitoring_crd(True)
+    assert sorted(queue.added) == sorted([A, B])
+    assert controller.reconciler.monitoring_crd_installed() is True
+    controller.on_monitoring_crd(True)
+    assert len(queue.added) == 2
+
+
+def test_resync_keeps_the_newest_body_and_enqueues_every_listed_key() -> None:
+    listed_old = md(rv="9")
+    listed_new = md("bert", rv="30")
+    del listed_new["apiVersion"], listed_new["kind"]  # list items may come without them
+    kube = FakeKube([listed_old, listed_new, md("other", namespace="elsewhere")], monitoring_crd=True)
+    controller, queue = make_controller(kube, namespaces="ml")
+    controller.on_model_deployment("ADDED", md(rv="10"))
+    controller.on_model_deployment("ADDED", md("bert", rv="20"))
+    queue.added.clear()
+
+    asyncio.run(controller.resync())
+
+    assert kube.calls == [
+        ("list", "ModelDeployment", "ml"),
+        ("has_resource", "monitoring.coreos.com/v1", "servicemonitors"),
+    ]
+    assert controller.bodies[A]["metadata"]["resourceVersion"] == "10"  # the watch's is newer
+    assert controller.bodies[B] == {**md("bert", rv="30")}
+    assert queue.added == [A, B]
+    assert controller.health.lagging_since.keys() == {A, B}  # the list saw versions no event did
+    assert controller.reconciler.monitoring_crd_installed() is True
