@@ -66,6 +66,14 @@ demo: venv cluster-up ## local cluster + CRDs + operator + examples, ending with
 demo-stop: ## stop the operator started by `make demo`
 	hack/demo.sh stop
 
+.PHONY: bench
+bench: venv binaries ## benchmark at N=100 against the floor; results in docs/benchmarks.md
+	$(PY) bench/run.py --mode quick
+
+.PHONY: bench-full
+bench-full: venv binaries ## benchmark at N = 100 to 2,000 (about an hour on 2 cores)
+	$(PY) bench/run.py --mode full
+
 .PHONY: chart-crds
 chart-crds: ## copy crds/ into the Helm chart (a test fails when they differ)
 	rm -f charts/modelserve-operator/crds/*.yaml

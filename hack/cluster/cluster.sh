@@ -30,6 +30,17 @@ kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
 healthy() { [ -f "$kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1; }
 
+# Optional settings for special-purpose clusters (benchmarks): an audit log of every request, and
+# no client-side QPS limits in the control-plane components.
+extra_options() {
+  if [ -n "${MODELSERVE_CLUSTER_AUDIT_POLICY:-}" ]; then
+    echo "  kubeAuditPolicy: $MODELSERVE_CLUSTER_AUDIT_POLICY"
+  fi
+  if [ "${MODELSERVE_CLUSTER_NO_QPS_LIMITS:-}" = 1 ]; then
+    echo "  disableQPSLimits: true"
+  fi
+}
+
 write_config() {
   cat >"$(cache_root)/kwokctl-$name.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -48,11 +59,16 @@ options:
   kwokControllerBinary: $bin/kwok
   etcdBinary: $bin/etcd
   etcdctlBinary: $bin/etcdctl
+$(extra_options)
 componentsPatches:
 - name: etcd
   extraArgs:
   # Test data is disposable; fsync dominates etcd latency on small VMs.
   - {key: unsafe-no-fsync, value: "true"}
+- name: kube-apiserver
+  extraArgs:
+  # The default /24 holds 256 Services; benchmarks create thousands.
+  - {key: service-cluster-ip-range, value: 10.96.0.0/16}
 YAML
   echo "$(cache_root)/kwokctl-$name.yaml"
 }
@@ -100,5 +116,6 @@ case ${1:-} in
   env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "$kubeconfig" "$bin" ;;
   status) healthy ;;
   kubeconfig) echo "$kubeconfig" ;;
-  *) echo "usage: $0 up|down|env|status|kubeconfig" >&2; exit 2 ;;
+  workdir) echo "$cluster_dir" ;;
+  *) echo "usage: $0 up|down|env|status|kubeconfig|workdir" >&2; exit 2 ;;
 esac

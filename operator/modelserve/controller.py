@@ -8,6 +8,7 @@ view, so no kopf handler state (annotations, finalizers) is ever written onto us
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import random
 import threading
@@ -75,6 +76,12 @@ class Controller:
             self._process, workers=settings.workers, on_depth=metrics.QUEUE_DEPTH.set
         )
         self._resync_task: asyncio.Task[None] | None = None
+        # Reconciles block on HTTP; they get threads of their own so nothing else (kopf's sync
+        # machinery, the default executor) queues behind them.
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            settings.workers, thread_name_prefix="reconcile"
+        )
+        self._progress_polls: dict[Key, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -92,6 +99,7 @@ class Controller:
         if self._resync_task:
             self._resync_task.cancel()
         await self.queue.stop()
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     # --- events ------------------------------------------------------------------------------------
 
@@ -103,6 +111,7 @@ class Controller:
                 self.bodies.pop(key, None)
             self.queue.forget(key)
             self.reconciler.forget(*key)
+            self._progress_polls.pop(key, None)
             self.failures.pop(key, None)
             self.ready.pop(key, None)
             self._report_ready()
@@ -151,7 +160,8 @@ class Controller:
             return None
         started = time.monotonic()
         try:
-            outcome = await asyncio.to_thread(self.reconciler.reconcile, body)
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(self._threads, self.reconciler.reconcile, body)
         except Transient as exc:
             return self._retry(key, "Transient", f"{exc.status} {exc.reason}: {exc.message}")
         except KubeError as exc:
@@ -165,7 +175,14 @@ class Controller:
         self.failures.pop(key, None)
         self.ready[key] = "True" if outcome.result == "ready" else "False"
         self._report_ready()
-        return outcome.requeue_after
+        if outcome.requeue_after is None:
+            self._progress_polls.pop(key, None)
+            return None
+        # Polls for pod-level trouble back off (5 s, 10 s, ... 60 s): a slow rollout of many objects
+        # must not flood the queue.
+        polls = self._progress_polls.get(key, 0)
+        self._progress_polls[key] = polls + 1
+        return float(min(MAX_BACKOFF, outcome.requeue_after * 2 ** min(polls, 6)))
 
     def _retry(self, key: Key, reason: str, message: str) -> float:
         attempts = self.failures.get(key, 0) + 1

@@ -6,8 +6,10 @@ environment variables (see settings.py), which `modelserve run` sets from its fl
 
 from __future__ import annotations
 
+import itertools
 import logging
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Final
 
 import kopf
 
@@ -18,8 +20,24 @@ from modelserve.kube import Kube, load_api_client
 
 log = logging.getLogger(__name__)
 
+# Event handlers are async on purpose: they only update memory and enqueue, so they must never
+# wait behind reconciles in a thread pool.
 MANAGED: dict[str, str] = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY}
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+WATCH_RETRY_CAP: Final = 10.0
+
+
+class EndlessBackoffs:
+    """Retry delays that never run out, fresh on every request.
+
+    kopf escalates a watch request whose retries are exhausted (about 54 s of an unreachable API
+    server with its defaults), the watcher task ends and nothing starts it again: the operator would
+    stay blind after a longer outage (found by the API-server-outage reliability test). kopf's only
+    own requests are its watches and lists (we post no kopf events), so retrying forever is safe.
+    """
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((1.0, 1.0, 2.0, 3.0, 5.0), itertools.repeat(WATCH_RETRY_CAP))
 
 
 @kopf.on.startup()
@@ -30,6 +48,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # A watch that stops delivering is reconnected after this long without any event.
     settings.watching.inactivity_timeout = 300
     settings.watching.server_timeout = 600
+    settings.networking.error_backoffs = EndlessBackoffs()
     kube = Kube(load_api_client(pool_size=ours.workers * 2), on_request=metrics.count_request)
     controller = Controller(kube, ours)
     await controller.discover()
@@ -53,11 +72,11 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def model_deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def model_deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["controller"].on_model_deployment(event.get("type"), dict(event["object"]))
 
 
-def _child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def _child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["controller"].on_child(event.get("type"), dict(event["object"]))
 
 
@@ -77,7 +96,7 @@ def _is_service_monitor_crd(name: str | None, **_: Any) -> bool:
 
 
 @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions", when=_is_service_monitor_crd)
-def service_monitor_crd_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def service_monitor_crd_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     established = any(
         c.get("type") == "Established" and c.get("status") == "True"

@@ -22,7 +22,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modelserve import api, naming
+from modelserve import __version__, api, naming
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ def load_api_client(kubeconfig: str | None = None, pool_size: int = 16) -> clien
             config_file=kubeconfig, client_configuration=configuration
         )
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+    api_client = client.ApiClient(configuration)
+    # Named in audit logs and API server metrics, apart from kopf's own watch traffic.
+    api_client.user_agent = f"modelserve-operator/{__version__}"
+    return api_client
 
 
 class Kube:

@@ -158,13 +158,17 @@ class Reconciler:
 
         observed: dict[str, dict[str, Any] | None] = {}
         failure: tuple[str, str] | None = None
+        # Before our first status write nothing of this ModelDeployment can exist yet (children of a
+        # previous object with the same name carry another uid), so skip the reads that would
+        # otherwise precede each apply.
+        fresh = self._current_status(body).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
         for child in builders.desired_children(md, self.settings):
             if child.kind == "ServiceMonitor" and not monitoring_available:
                 observed[child.kind] = None
                 continue
             try:
-                observed[child.kind] = self._converge(md, child)
+                observed[child.kind] = self._converge(md, child, fresh)
             except Invalid as exc:
                 failure = (
                     status.Reason.INVALID_SPEC,
@@ -174,8 +178,14 @@ class Reconciler:
 
         pods: tuple[dict[str, Any], ...] = ()
         deployment = observed.get("Deployment")
-        if failure is None and deployment is not None and not _rolled_out(deployment):
-            # Only a rollout in trouble needs the pods (scheduling, image, fetch failures).
+        if (
+            failure is None
+            and deployment is not None
+            and _observed(deployment)
+            and not _rolled_out(deployment)
+        ):
+            # Only a rollout in trouble needs the pods (scheduling, image, fetch failures); one the
+            # Deployment controller has not even observed yet has no pods worth reading.
             pods = tuple(self.kube.list("Pod", md.namespace, naming.label_selector(md)))
         obs = status.Observed(
             config_map=observed.get("ConfigMap"),
@@ -195,12 +205,18 @@ class Reconciler:
             return Outcome("invalid", failure[0])
         if ready.get("status") == "True" or md.spec.suspend:
             return Outcome("ready", str(ready.get("reason", "")))
+        if deployment is not None and not _observed(deployment):
+            # The Deployment controller has yet to act; its status update is an event we will see.
+            return Outcome("progressing", str(ready.get("reason", "")))
         # Pod-level trouble (scheduling, fetch) does not always change the Deployment, so poll
         # while progressing instead of waiting for the resync.
         return Outcome("progressing", str(ready.get("reason", "")), requeue_after=5.0)
 
-    def _converge(self, md: api.ModelDeployment, child: builders.Child) -> dict[str, Any] | None:
+    def _converge(self, md: api.ModelDeployment, child: builders.Child, fresh: bool) -> dict[str, Any] | None:
         live = self.cache.get(child.kind, md.namespace, child.name)
+        if child.manifest is None and fresh and live is None:
+            self.cache.mark_absent(child.kind, md.namespace, child.name)
+            return None
         if child.manifest is None:
             if live is None and not self.cache.known_absent(child.kind, md.namespace, child.name):
                 live = self.kube.get(child.kind, md.namespace, child.name)
@@ -212,7 +228,7 @@ class Reconciler:
                 self.cache.mark_absent(child.kind, md.namespace, child.name)
             return None
         desired = with_hash(child.manifest)
-        if live is None:
+        if live is None and not fresh:
             # Not seen through the watch yet (start-up): one read spares a write when nothing changed.
             live = self.kube.get(child.kind, md.namespace, child.name)
             if live is not None:
@@ -258,6 +274,8 @@ class Reconciler:
         after = status.ready_condition(new) or {}
         if (before.get("status"), before.get("reason")) == (after.get("status"), after.get("reason")):
             return
+        if not before and after.get("reason") in (status.Reason.CREATING, status.Reason.ROLLING_OUT):
+            return  # a new object starting up is no news; its first Ready (or failure) is
         healthy = after.get("status") == "True" or after.get("reason") in (
             status.Reason.SUSPENDED,
             status.Reason.CREATING,
@@ -272,6 +290,11 @@ def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
         ref.get("controller") and ref.get("uid") == uid
         for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
     )
+
+
+def _observed(deployment: dict[str, Any]) -> bool:
+    generation = int(deployment["metadata"].get("generation") or 0)
+    return int((deployment.get("status") or {}).get("observedGeneration") or 0) >= generation
 
 
 def _rolled_out(deployment: dict[str, Any]) -> bool:

@@ -1,0 +1,106 @@
+"""docs/benchmarks.md from bench/results/*.json: tables against the targets of issue 6."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+
+TARGETS = """\
+| target | limit |
+|---|---|
+| 1,000 ModelDeployments converge | within 1.5x the floor's time |
+| create-to-children latency | p99 within 1 s on an idle cluster |
+| idle resync | zero mutating requests |
+| restart with 2,000 existing | zero child writes, every status current within 60 s |
+| operator RSS with 2,000 ModelDeployments | at most 200 MiB |
+"""
+
+
+def _row(run: dict[str, Any]) -> str:
+    floor, op = run["floor"], run["operator"]
+    ratio = op["seconds_to_ready"] / floor["seconds_to_ready"] if floor["seconds_to_ready"] else float("nan")
+    lat = op["create_to_children"]
+    idle_lat = op.get("idle_create_to_children") or {
+        "p50": float("nan"),
+        "p95": float("nan"),
+        "p99": float("nan"),
+    }
+    restart = op["restart"]
+    return (
+        f"| {run['n']} | {floor['seconds_to_ready']:.1f} | {op['seconds_to_ready']:.1f} | {ratio:.2f}x "
+        f"| {lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} "
+        f"| {idle_lat['p50']:.3f} / {idle_lat['p95']:.3f} / {idle_lat['p99']:.3f} "
+        f"| {floor['requests_total']} / {op['requests_total']} "
+        f"| {op['peak_rss_mib']:.0f} | {op['cpu_seconds']:.0f} "
+        f"| {op['idle']['mutating_requests']} in {op['idle']['seconds']:.0f} s "
+        f"| {restart['seconds_until_all_reconciled']:.1f} s, {restart['child_writes']} child writes, "
+        f"{restart['statuses_current']}/{restart.get('model_deployments', run['n'])} current |"
+    )
+
+
+def _section(results: dict[str, Any], command: str) -> str:
+    machine = results["machine"]
+    lines = [
+        f"## `{command}` ({results['mode']}, {results['date']})",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, Python "
+        f"{machine['python']}; operator and floor both with {results['workers']} concurrent workers; "
+        "control plane, kwok, the operator and the harness share the machine.",
+        "",
+        "| N | floor s | operator s | ratio | create-to-children during the burst p50 / p95 / p99 s "
+        "| create-to-children on an idle cluster p50 / p95 / p99 s | API requests floor / operator "
+        "| operator peak RSS MiB | operator CPU s | idle mutating requests | restart |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *(_row(run) for run in results["runs"]),
+        "",
+        "Operator requests by verb and resource (largest N):",
+        "",
+        "```",
+        *(f"{k}: {v}" for k, v in results["runs"][-1]["operator"]["requests"].items()),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(latest: dict[str, Any] | None = None, command: str | None = None) -> None:
+    del latest, command  # every mode's latest results are re-read from disk
+    sections = []
+    for mode, command in (("full", "make bench-full"), ("quick", "make bench")):
+        path = REPO / "bench" / "results" / f"{mode}.json"
+        if path.exists():
+            sections.append(_section(json.loads(path.read_text()), command))
+    intro = f"""# Benchmarks
+
+Produced by `bench/run.py` (`make bench`: N=100 and a 60 s idle window; `make bench-full`: N = 100,
+500, 1,000 and 2,000 with a 5-minute idle window). Every phase runs on a fresh local control plane
+(hack/cluster, genuine kube-apiserver, etcd, controller-manager and scheduler with kwok nodes) with
+an audit log of every request and no client QPS limits in the control-plane components, so the
+operator, not the controllers' throttles, is what is measured.
+
+- **floor**: the very children the operator would create (ConfigMap, Service, Deployment, rendered
+  by the same pure builders) applied directly with server-side apply, as many at a time as the
+  operator has workers; time until every Deployment has a ready replica.
+- **operator**: N ModelDeployments created, as many at a time; time until every one is Ready at its
+  current generation. create-to-children: from the create response to the watch delivering the
+  last of its three children, during the burst (includes queueing behind the other N) and on the
+  idle cluster afterwards (ModelDeployments created one at a time: the target's measure).
+- **API requests**: counted from the API server's audit log by user agent (the operator's client
+  and kopf's watches), by verb and resource.
+- **idle**: nothing changes for the window, with resyncs every 20 s (quick) or 60 s (full).
+- **restart**: the operator stopped and started with N existing; time until it reconciled all of
+  them (from its own metrics), child writes and status writes in that window (audit log).
+
+Targets (issue 6):
+
+{TARGETS}
+"""
+    DOC.write_text(intro + "\n" + "\n".join(sections))
+
+
+if __name__ == "__main__":
+    write_report()
