@@ -160,8 +160,12 @@ class _Collect(logging.Handler):
 def operator_as(kubeconfig: Path, namespace: str) -> Iterator[list[str]]:
     """The operator in-process (KopfRunner, as tests/integration do) with only `kubeconfig`'s
     credentials, watching `namespace`; yields its log lines, checked for 403s by the caller."""
-    from kopf import OperatorSettings
     from kopf.testing import KopfRunner
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config import kube_config
+
+    saved_default = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
 
     saved = {
         k: os.environ.get(k)
@@ -178,36 +182,25 @@ def operator_as(kubeconfig: Path, namespace: str) -> Iterator[list[str]]:
         MODELSERVE_HEALTH_PORT="0",
         MODELSERVE_RETRY_DELAY_SECONDS="0.5",
     )
-    # kopf retries a 403 on its startup namespace listing for about a minute before falling back to
-    # the namespaces it was given; only a cluster-wide install (whose operator never lists namespaces,
-    # being cluster-wide) meets that when run with --namespace here. Short retries keep the test fast
-    # without granting anything.
-    # The Kubernetes client reads KUBECONFIG once, at import: an earlier test may have imported it with
-    # the admin kubeconfig. Point its default at the token too, for kopf's login and the operator's
-    # client alike, and prove below that this is who the operator is.
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.config import kube_config
-
-    saved_default = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    # The Kubernetes client reads KUBECONFIG once, at import: an earlier test may have imported it
+    # with the admin kubeconfig. Point its default at the token too, for kopf's login and the
+    # operator's client alike, and prove that this is who the operator will be.
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kubeconfig)
+    expected = json.loads(kubeconfig.read_text())["users"][0]["name"]
     api_client = k8s_config.new_client_from_config()
     try:
         review = k8s_client.AuthenticationV1Api(api_client).create_self_subject_review(
             {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         )
-        identity = review.status.user_info.username
     finally:
         api_client.close()
-    assert identity.startswith("system:serviceaccount:"), f"the operator would run as {identity}"
-    settings = OperatorSettings()
-    settings.networking.error_backoffs = (0.2, 0.5, 1.0)
+    assert review.status.user_info.username == expected, f"the operator would run as {review.status}"
     collector = _Collect()
     root = logging.getLogger()
     root.addHandler(collector)
     try:
         args = ["run", "--standalone", "--namespace", namespace, "-m", "modelserve.handlers"]
-        with KopfRunner(args, timeout=60, settings=settings) as runner:
+        with KopfRunner(args, timeout=60) as runner:
             yield collector.lines
         assert runner.exception is None, runner.output
         assert runner.exit_code == 0, runner.output

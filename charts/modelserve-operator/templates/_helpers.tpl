@@ -103,8 +103,8 @@ Rendered into the ClusterRole (cluster-wide mode) or into one Role per watched n
   resources: [customresourcedefinitions]
   verbs: [list, watch]
 {{- if .Values.watchNamespaces }}
-# Namespaced mode only: kopf lists and watches namespaces to match the watched names; without this it
-# retries the 403 for about a minute before falling back, delaying every start.
+# Namespaced mode only: kopf lists and watches namespaces to match the watched names, and keeps
+# retrying a 403 there before it starts any watch. A cluster-wide operator never lists them.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
