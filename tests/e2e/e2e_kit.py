@@ -61,6 +61,24 @@ def helm(
     return proc
 
 
+@contextmanager
+def release_cleanup(cluster: Cluster, release: str, namespace: str) -> Iterator[None]:
+    """Whatever happens in the test, no release and none of its cluster-scoped objects stay behind
+    (namespaced ones go with the test's namespace)."""
+    try:
+        yield
+    finally:
+        helm(cluster, "uninstall", release, "-n", namespace, "--ignore-not-found", check=False)
+        cluster.kubectl(
+            "delete",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            f"app.kubernetes.io/instance={release}",
+            "--ignore-not-found",
+            check=False,
+        )
+
+
 def documents(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 

@@ -16,6 +16,7 @@ from e2e_kit import (
     ensure_service_monitor_crd,
     fresh_namespaces,
     helm,
+    release_cleanup,
     unique,
     wait_operator_pod_ready,
 )
@@ -91,7 +92,10 @@ def _helm_test_playing_kubelet(cluster: Cluster, namespace: str, release: str) -
 def test_install_test_upgrade_uninstall(cluster: Cluster) -> None:
     ensure_service_monitor_crd(cluster)
     release = unique("ms")
-    with fresh_namespaces(cluster, "e2e-install", labels=RESTRICTED) as (namespace,):
+    with (
+        fresh_namespaces(cluster, "e2e-install", labels=RESTRICTED) as (namespace,),
+        release_cleanup(cluster, release, namespace),
+    ):
         name = f"{release}-modelserve-operator"
         install = helm(
             cluster,

@@ -22,6 +22,7 @@ from e2e_kit import (
     fresh_namespaces,
     helm,
     operator_as,
+    release_cleanup,
     token_kubeconfig,
     unique,
     whoami,
@@ -214,6 +215,7 @@ def test_operator_runs_under_the_chart_rbac_namespaced_mode(cluster: Cluster, tm
     with (
         fresh_namespaces(cluster, "e2e-rbac-ops", labels=RESTRICTED) as (ops,),
         fresh_namespaces(cluster, "e2e-rbac-ml", "e2e-rbac-other") as (ml, other),
+        release_cleanup(cluster, release, ops),
     ):
         helm(cluster, "install", release, str(CHART), "-n", ops, "--set-json", f'watchNamespaces=["{ml}"]')
         account = f"{release}-modelserve-operator"

@@ -73,6 +73,9 @@ def test_kubectl_apply_dist_install(cluster: Cluster, tmp_path: Path) -> None:
                 exercise_every_child_kind(cluster, ml)
             assert not forbidden_lines(log_lines), "\n".join(forbidden_lines(log_lines))
         finally:
+            cluster.kubectl(
+                "delete", "clusterrole,clusterrolebinding", extra, "--ignore-not-found", check=False
+            )
             # The documented uninstall: everything but the CRD (and so every ModelDeployment) goes.
             cluster.kubectl(
                 "delete",
