@@ -66,6 +66,17 @@ demo: venv cluster-up ## local cluster + CRDs + operator + examples, ending with
 demo-stop: ## stop the operator started by `make demo`
 	hack/demo.sh stop
 
+SERVING_IMAGE ?= ghcr.io/modelserve/serving
+SERVING_TAG ?= $(shell $(PYTHON) -c "import re; print(re.search(r'serving:(\S+)\"', open('operator/modelserve/settings.py').read()).group(1))")
+
+.PHONY: image
+image: ## build the CPU serving image (needs a Docker engine), tagged as the operator's default
+	$(MAKE) -C serving-image image IMAGE=$(SERVING_IMAGE) TAG=$(SERVING_TAG)
+
+.PHONY: image-gpu
+image-gpu: ## build the GPU serving image (needs a Docker engine)
+	$(MAKE) -C serving-image image-gpu IMAGE=$(SERVING_IMAGE) TAG=$(SERVING_TAG)
+
 .PHONY: bench
 bench: venv binaries ## benchmark at N=100 against the floor; results in docs/benchmarks.md
 	$(PY) bench/run.py --mode quick

@@ -8,8 +8,10 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_CPU_IMAGE: Final = "ghcr.io/modelserve/tfserving:2.19.1-modelserve.1"
-DEFAULT_GPU_IMAGE: Final = "ghcr.io/modelserve/tfserving:2.19.1-gpu-modelserve.1"
+# Built from serving-image/ (`make image image-gpu`): <TF Serving version>-<operator version>[-gpu]; a unit
+# test keeps the TF Serving version equal to the Dockerfile's base image.
+DEFAULT_CPU_IMAGE: Final = "ghcr.io/modelserve/serving:2.21.0-0.1.0"
+DEFAULT_GPU_IMAGE: Final = "ghcr.io/modelserve/serving:2.21.0-0.1.0-gpu"
 
 
 class Settings(BaseModel):

@@ -195,7 +195,7 @@ def container_status(
 ) -> dict[str, Any]:
     return {
         "name": name,
-        "image": "ghcr.io/modelserve/tfserving:2.19.1-modelserve.1",
+        "image": "ghcr.io/modelserve/serving:2.21.0-0.1.0",
         "imageID": "",
         "ready": False,
         "restartCount": restarts,
