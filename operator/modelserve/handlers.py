@@ -30,10 +30,11 @@ WATCH_RETRY_CAP: Final = 10.0
 class EndlessBackoffs:
     """Retry delays that never run out, fresh on every request.
 
-    kopf escalates a watch request whose retries are exhausted (about 54 s of an unreachable API
-    server with its defaults), the watcher task ends and nothing starts it again: the operator would
-    stay blind after a longer outage (found by the API-server-outage reliability test). kopf's only
-    own requests are its watches and lists (we post no kopf events), so retrying forever is safe.
+    kopf 1.45 restarts a watch by itself after connection errors (the reliability tests survive a
+    90 s API server or etcd outage without this), but a LIST or WATCH still answered with a 5xx or
+    403 once its retries are spent (about 54 s with kopf's defaults) ends the watcher task, and
+    nothing starts it again: the operator would stay blind to that resource. kopf's only own requests
+    are its lists and watches (we post no kopf events), so retrying them forever is safe.
     """
 
     def __iter__(self) -> Iterator[float]:
