@@ -75,6 +75,12 @@ class NotFound(KubeError):  # noqa: N818  (reads as the HTTP status it is)
     pass
 
 
+# Server-side apply answers a manifest that does not fit the child's schema (an unknown field inside a
+# pass-through struct such as spec.scheduling.affinity) with a 500 carrying this message. The request is
+# at fault, not the server: retrying cannot help, so it is Invalid (found by the security tests).
+TYPED_PATCH_ERROR: Final = "failed to create typed patch object"
+
+
 def _error(status_code: int | None, http_reason: str | None, payload: bytes | str | None) -> KubeError:
     message = http_reason or ""
     reason = ""
@@ -87,7 +93,7 @@ def _error(status_code: int | None, http_reason: str | None, payload: bytes | st
     status = int(status_code or 0)
     if status == 404:
         return NotFound(status, reason, message)
-    if status in (400, 422):
+    if status in (400, 422) or (status == 500 and TYPED_PATCH_ERROR in message):
         return Invalid(status, reason, message)
     if status in (409, 429) or status >= 500 or status == 0:
         return Transient(status, reason, message)
