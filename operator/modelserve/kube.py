@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -108,8 +109,9 @@ def load_api_client(kubeconfig: str | None = None, pool_size: int = 16) -> clien
             raise config.ConfigException("kubeconfig given")
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
+        # The client reads KUBECONFIG once, at import; read it now so a changed environment counts.
         config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration
+            config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=configuration
         )
     configuration.connection_pool_maxsize = pool_size
     api_client = client.ApiClient(configuration)
