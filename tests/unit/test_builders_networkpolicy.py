@@ -40,7 +40,6 @@ def test_empty_allow_list_denies_every_ingress_to_the_serving_pods() -> None:
     assert policy["spec"] == {
         "podSelector": {"matchLabels": {"modelserve.dev/deployment": "resnet"}},
         "policyTypes": ["Ingress"],
-        "ingress": [],
     }
 
 

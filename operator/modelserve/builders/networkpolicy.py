@@ -48,14 +48,17 @@ def build_network_policy(md: api.ModelDeployment, settings: Settings) -> dict[st
     if policy is None:
         return None
     peers = [_peer(client) for client in policy.allowed_clients]
-    ingress = [{"from": peers, "ports": serving_ports()}] if peers else []
+    spec: dict[str, Any] = {
+        "podSelector": {"matchLabels": naming.selector_labels(md)},
+        "policyTypes": ["Ingress"],
+    }
+    if peers:
+        spec["ingress"] = [{"from": peers, "ports": serving_ports()}]
+    # No rules admits nobody. An empty `ingress: []` would mean the same, but the API server drops
+    # empty lists, so the live object would never match the manifest and every reconcile would apply.
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": naming.child_metadata(md, naming.network_policy_name(md)),
-        "spec": {
-            "podSelector": {"matchLabels": naming.selector_labels(md)},
-            "policyTypes": ["Ingress"],
-            "ingress": ingress,
-        },
+        "spec": spec,
     }
