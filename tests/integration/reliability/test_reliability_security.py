@@ -15,6 +15,8 @@ itself may do.
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -270,3 +272,172 @@ def _ready_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, A
     if cond and (cond["status"] == "True" or cond["reason"] not in ("Creating", "RollingOut")):
         return dict(cond)
     return None
+
+
+# --- token, credentials, network policy ---------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("operator")
+def test_no_token_and_credentials_only_in_the_fetch_container(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "storage", "-n", namespace, "--from-literal=token=t")
+    proc = apply_md(cluster, namespace, "creds", SHAPES["credentials"])
+    assert proc.returncode == 0, proc.stderr
+    wait_condition(cluster, namespace, "creds", "Ready", "True", timeout=120)
+    (pod,) = pods_of(cluster, namespace, "creds")
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    # The ServiceAccount admission plugin adds a projected token volume unless automount is off.
+    assert not [v for v in spec["volumes"] if "projected" in v or v["name"].startswith("kube-api-access")]
+    secret_volumes = {
+        v["name"] for v in spec["volumes"] if (v.get("secret") or {}).get("secretName") == "storage"
+    }
+    assert len(secret_volumes) == 1
+    (fetch,) = spec["initContainers"]
+    (serving,) = spec["containers"]
+    assert {m["name"] for m in fetch["volumeMounts"]} & secret_volumes
+    assert all(m.get("readOnly") for m in fetch["volumeMounts"] if m["name"] in secret_volumes)
+    assert not {m["name"] for m in serving["volumeMounts"]} & secret_volumes
+    assert "storage" not in json.dumps(serving.get("env", [])) + json.dumps(serving.get("envFrom", []))
+
+
+@pytest.mark.usefixtures("operator")
+def test_network_policy_follows_the_spec(cluster: Cluster, namespace: str) -> None:
+    from modelserve import api
+    from modelserve.builders.networkpolicy import build_network_policy
+    from modelserve.settings import Settings
+
+    def desired(spec: dict[str, Any]) -> dict[str, Any]:
+        md = cluster.kubectl_json("get", "mdep", "np", "-n", namespace)
+        policy = build_network_policy(api.parse({**md, "spec": spec}), Settings())
+        assert policy is not None
+        return dict(policy["spec"])
+
+    def live_spec() -> dict[str, Any] | None:
+        obj = get_or_none(cluster, namespace, "networkpolicy", "np")
+        return obj and dict(obj["spec"])
+
+    spec = {
+        **BASE,
+        "networkPolicy": {"allowedClients": [{"namespaces": ["web"], "podLabels": {"app": "shop"}}]},
+    }
+    assert apply_md(cluster, namespace, "np", spec).returncode == 0
+    wait_until(lambda: live_spec() == desired(spec), timeout=60, what="the NetworkPolicy")
+    policy = get_or_none(cluster, namespace, "networkpolicy", "np")
+    assert policy is not None
+    md_uid = cluster.kubectl_json("get", "mdep", "np", "-n", namespace)["metadata"]["uid"]
+    assert [r["uid"] for r in policy["metadata"]["ownerReferences"]] == [md_uid]
+    assert policy["spec"]["ingress"][0]["ports"] == [
+        {"protocol": "TCP", "port": 8500},
+        {"protocol": "TCP", "port": 8501},
+    ]
+
+    # Another writer's label on the policy stays; a changed allow-list replaces the peers.
+    cluster.kubectl("label", "networkpolicy", "np", "-n", namespace, "audit.example.com/reviewed=yes")
+    spec = {**BASE, "networkPolicy": {"allowedClients": [{"namespaceLabels": {"team": "ml"}}]}}
+    assert apply_md(cluster, namespace, "np", spec).returncode == 0
+    wait_until(lambda: live_spec() == desired(spec), timeout=60, what="the changed NetworkPolicy")
+    labels = (get_or_none(cluster, namespace, "networkpolicy", "np") or {})["metadata"]["labels"]
+    assert labels["audit.example.com/reviewed"] == "yes"
+
+    # An empty allow-list admits nobody; no networkPolicy removes the object.
+    spec = {**BASE, "networkPolicy": {}}
+    assert apply_md(cluster, namespace, "np", spec).returncode == 0
+    wait_until(lambda: live_spec() == desired(spec), timeout=60, what="the deny-all NetworkPolicy")
+    assert apply_md(cluster, namespace, "np", BASE).returncode == 0
+    wait_until(lambda: live_spec() is None, timeout=60, what="the NetworkPolicy to be deleted")
+    wait_condition(cluster, namespace, "np", "Ready", "True", timeout=90)
+
+
+# --- what the operator's identity may do --------------------------------------------------------------
+
+# (verb, resource) the chart's ServiceAccount must be denied in any namespace: each is a way
+# from "operator compromised" to "cluster compromised" or to reading what it never needs.
+DENIED = [
+    ("get", "secrets"),
+    ("list", "secrets"),
+    ("watch", "secrets"),
+    ("create", "pods"),
+    ("create", "pods/exec"),
+    ("create", "pods/attach"),
+    ("create", "pods/portforward"),
+    ("create", "serviceaccounts/token"),
+    ("impersonate", "serviceaccounts"),
+    ("create", "roles.rbac.authorization.k8s.io"),
+    ("create", "rolebindings.rbac.authorization.k8s.io"),
+    ("escalate", "roles.rbac.authorization.k8s.io"),
+    ("bind", "clusterroles.rbac.authorization.k8s.io"),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("update", "modeldeployments.modelserve.dev"),
+    ("patch", "modeldeployments.modelserve.dev"),
+    ("delete", "modeldeployments.modelserve.dev"),
+    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io"),
+    ("get", "nodes/proxy"),
+    ("patch", "nodes"),
+    ("delete", "namespaces"),
+    ("create", "persistentvolumes"),
+    ("update", "deployments/scale"),
+]
+# What it needs (the rest of its needs are exercised end to end by tests/e2e).
+ALLOWED = [
+    ("patch", "modeldeployments.modelserve.dev/status"),
+    ("watch", "modeldeployments.modelserve.dev"),
+    ("patch", "deployments.apps"),
+    ("delete", "networkpolicies.networking.k8s.io"),
+    ("create", "networkpolicies.networking.k8s.io"),
+    ("list", "pods"),
+    ("create", "events"),
+]
+
+
+@pytest.fixture
+def chart_identity(cluster: Cluster, namespace: str) -> Iterator[str]:
+    """The chart's RBAC in its broadest (cluster-wide) mode, bound to a ServiceAccount in `namespace`."""
+    release = f"rel-{uuid.uuid4().hex[:6]}"
+    rendered = _helm(
+        cluster, "template", release, str(REPO / "charts" / "modelserve-operator"), "-n", namespace
+    )
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    rbac = [
+        d
+        for d in docs
+        if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
+    assert {d["kind"] for d in rbac} >= {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+    for doc in rbac:
+        doc["metadata"].setdefault("namespace", namespace)
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}),
+    )
+    sa = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    yield f"system:serviceaccount:{namespace}:{sa}"
+    for doc in rbac:
+        if doc["kind"].startswith("Cluster"):
+            cluster.kubectl(
+                "delete", doc["kind"].lower(), doc["metadata"]["name"], "--wait=false", check=False
+            )
+
+
+def test_operator_identity_has_no_escalation_path(
+    cluster: Cluster, namespace: str, chart_identity: str
+) -> None:
+    def can_i(verb: str, resource: str) -> bool:
+        resource, _, sub = resource.partition("/")
+        args = ["auth", "can-i", verb, resource, f"--as={chart_identity}", "-n", namespace]
+        proc = cluster.kubectl(*args, *([f"--subresource={sub}"] if sub else []), check=False)
+        return proc.stdout.strip() == "yes"
+
+    wait_until(
+        lambda: can_i("watch", "modeldeployments.modelserve.dev"), timeout=30, what="the RBAC to apply"
+    )
+    matrix = {f"{v} {r}": can_i(v, r) for v, r in DENIED + ALLOWED}
+    wrongly_allowed = [f"{v} {r}" for v, r in DENIED if matrix[f"{v} {r}"]]
+    wrongly_denied = [f"{v} {r}" for v, r in ALLOWED if not matrix[f"{v} {r}"]]
+    assert not wrongly_allowed, wrongly_allowed
+    assert not wrongly_denied, wrongly_denied
