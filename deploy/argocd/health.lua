@@ -15,6 +15,7 @@ local failures = {
   ModelFetchFailed = true,
   CrashLoopBackOff = true,
   ProgressDeadlineExceeded = true,
+  PodCreateFailed = true,
   AutoscalerFailed = true,
   ApplyFailed = true,
 }

@@ -57,6 +57,7 @@ class Reason:
     MODEL_FETCH_FAILED = "ModelFetchFailed"
     CRASH_LOOP = "CrashLoopBackOff"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    POD_CREATE_FAILED = "PodCreateFailed"
     CRD_NOT_INSTALLED = "CRDNotInstalled"
     AUTOSCALER_FAILED = "AutoscalerFailed"
     APPLY_FAILED = "ApplyFailed"
@@ -171,6 +172,11 @@ def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
         if desired == 0:
             return _Cond(DEPLOYMENT_READY, True, Reason.SUSPENDED, "scaled to zero")
         return _Cond(DEPLOYMENT_READY, True, Reason.ROLLED_OUT, f"{ready}/{desired} replicas ready")
+    for cond in status.get("conditions") or []:
+        # The ReplicaSet cannot create pods at all: admission refused them (a PriorityClass that does
+        # not exist, a quota, Pod Security); without this the rollout looked merely slow forever.
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return _Cond(DEPLOYMENT_READY, False, Reason.POD_CREATE_FAILED, cond.get("message", ""))
     trouble = _pod_trouble(obs.pods, gpu_resource_name(md.spec.gpu) if md.spec.gpu else None)
     if trouble:
         pods = ", ".join(sorted(trouble.pods)[:3])

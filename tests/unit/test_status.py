@@ -831,3 +831,25 @@ def test_fields_default_model_name_versions_and_no_gpu() -> None:
     assert compute_status(mig, healthy(), None, T0)["gpu"] == (
         "1x nvidia.com/mig-1g.10gb on NVIDIA-A100-SXM4-80GB"
     )
+
+
+def test_pods_refused_at_admission_report_pod_create_failed() -> None:
+    message = 'pods "resnet-7c9d5b8f4-" is forbidden: no PriorityClass with name absent-class was found'
+    dep = deployment(
+        ready=0,
+        updated=0,
+        total=0,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "ReplicaSetUpdated",
+                "message": "progressing",
+            },
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": message},
+        ],
+    )
+    status = compute_status(make(), Observed(service=service(), deployment=dep), None, T0)
+    assert summary(status)["DeploymentReady"] == ("False", Reason.POD_CREATE_FAILED)
+    assert summary(status)["Ready"] == ("False", Reason.POD_CREATE_FAILED)
+    assert conditions(status)["Ready"]["message"].endswith(message)
