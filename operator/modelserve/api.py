@@ -152,7 +152,8 @@ class ModelSource(_Model):
     model_config = ConfigDict(
         json_schema_extra=rules(
             cel(
-                "!has(self.versionLabels) || !has(self.versionPolicy) || !has(self.versionPolicy.specific) || "
+                "!has(self.versionLabels) || !has(self.versionPolicy) || "
+                "!has(self.versionPolicy.specific) || "
                 "self.versionLabels.all(k, self.versionLabels[k] in self.versionPolicy.specific.versions)",
                 "every version in versionLabels must be listed in versionPolicy.specific.versions",
                 field_path=".versionLabels",
