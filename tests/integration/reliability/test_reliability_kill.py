@@ -67,7 +67,7 @@ def churn_round(
     for name in rng.sample(existing, k=len(existing) // 3):
         changes.append(md_manifest(name, spec_variant(rng)))
     apply_all(fc.cluster, namespace, changes)
-    doomed = rng.sample(existing, k=min(len(existing) // 10, 3))
+    doomed = rng.sample(existing, k=min(len(existing) // 10, 1))
     if doomed:
         fc.cluster.kubectl("delete", "mdep", "-n", namespace, "--wait=false", *doomed)
         alive.difference_update(doomed)
@@ -76,6 +76,7 @@ def churn_round(
 def run_kill_rounds(
     fc: FaultCluster, namespace: str, op: OperatorProcess, *, objects: int, rounds: int
 ) -> dict[str, Any]:
+    total = objects + rounds  # one deletion a round: `objects` remain at the end
     seed = int(os.environ.get("MODELSERVE_RELIABILITY_SEED", str(random.SystemRandom().randrange(1 << 30))))
     print(f"kill rounds: seed {seed} (MODELSERVE_RELIABILITY_SEED reproduces the schedule)")
     rng = random.Random(seed)
@@ -84,7 +85,7 @@ def run_kill_rounds(
     kills = []
     for _ in range(rounds):
         # Creation is spread over the rounds so every round has objects being created.
-        churn_round(fc, namespace, rng, alive, next_id, target=objects)
+        churn_round(fc, namespace, rng, alive, next_id, target=total)
         op.start()
         delay = rng.uniform(*KILL_WINDOW)
         time.sleep(delay)  # the random kill point is the fault being injected, not a wait
@@ -92,8 +93,8 @@ def run_kill_rounds(
         op.kill()
         kills.append(round(delay, 2))
     # Whatever was never created in the rounds arrives now; then one operator runs to the end.
-    while next_id[0] < objects:
-        churn_round(fc, namespace, rng, alive, next_id, target=objects)
+    while next_id[0] < total:
+        churn_round(fc, namespace, rng, alive, next_id, target=total)
     started = time.monotonic()
     op.start()
     seconds = wait_converged(fc.cluster, namespace, timeout=240, what="convergence after the last kill")
@@ -104,7 +105,8 @@ def run_kill_rounds(
     return {
         "seed": seed,
         "kills_after_s": kills,
-        "objects": len(alive),
+        "created": next_id[0],
+        "alive": len(alive),
         "converged_s": round(time.monotonic() - started, 1),
         "checked_s": round(seconds, 1),
     }
