@@ -18,8 +18,8 @@ def test_default_images_follow_the_dockerfile_base_and_the_operator_version() ->
     match = re.search(r"^ARG BASE=tensorflow/serving:(\S+)$", dockerfile, re.MULTILINE)
     assert match, "serving-image/Dockerfile must pin its TensorFlow Serving base with ARG BASE"
     tag = f"{match.group(1)}-{modelserve.__version__}"
-    assert settings.DEFAULT_CPU_IMAGE == f"ghcr.io/modelserve/serving:{tag}"
-    assert settings.DEFAULT_GPU_IMAGE == f"ghcr.io/modelserve/serving:{tag}-gpu"
+    assert f"ghcr.io/modelserve/serving:{tag}" == settings.DEFAULT_CPU_IMAGE
+    assert f"ghcr.io/modelserve/serving:{tag}-gpu" == settings.DEFAULT_GPU_IMAGE
 
 
 def test_chart_defaults_match_the_operator_defaults() -> None:
