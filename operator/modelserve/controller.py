@@ -218,6 +218,8 @@ class Controller:
         """Re-reads every ModelDeployment with one LIST (independent of the watch) and enqueues each."""
         namespaces = self.settings.namespaces or (None,)
         listed: dict[Key, str] = {}
+        with self._bodies_lock:
+            known = dict(self.bodies)
         for ns in namespaces:
             items = await asyncio.to_thread(self.kube.list, "ModelDeployment", ns)
             for item in items:
@@ -231,10 +233,27 @@ class Controller:
                         item.setdefault("kind", "ModelDeployment")
                         self.bodies[key] = item
                 self.queue.add(key)
+        self._forget_unlisted(known, listed)
         self.health.on_list(listed, time.monotonic())
         self._monitoring_crd = await asyncio.to_thread(
             self.kube.has_resource, "monitoring.coreos.com/v1", "servicemonitors"
         )
+
+    def _forget_unlisted(self, known: dict[Key, dict[str, Any]], listed: dict[Key, str]) -> None:
+        """Forgets ModelDeployments that are gone although no DELETED event said so.
+
+        kopf re-lists after a broken watch without reporting what disappeared meanwhile (found by
+        the churn test): a ghost body stayed, every child event re-applied its children and the
+        garbage collector deleted them again, forever. A body known before the LIST, absent from
+        it and not replaced since (by an event for a new object of the same name) is gone."""
+        for key, body in known.items():
+            if key in listed:
+                continue
+            with self._bodies_lock:
+                unchanged = self.bodies.get(key) is body
+            if unchanged:
+                log.info("forgetting %s/%s: gone from the API server without a DELETED event", *key)
+                self.on_model_deployment("DELETED", body)
 
     def liveness_problem(self) -> str | None:
         return self.health.problem(time.monotonic())

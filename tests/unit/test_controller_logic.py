@@ -305,3 +305,35 @@ def test_resync_keeps_the_newest_body_and_enqueues_every_listed_key() -> None:
     assert queue.added == [A, B]
     assert controller.health.lagging_since.keys() == {A, B}  # the list saw versions no event did
     assert controller.reconciler.monitoring_crd_installed() is True
+
+
+def test_resync_forgets_a_model_deployment_whose_deleted_event_was_lost() -> None:
+    kube = FakeKube([md("bert", rv="30")])
+    controller, queue = make_controller(kube, namespaces="ml")
+    controller.on_model_deployment("ADDED", md(rv="10"))  # deleted later; its DELETED never came
+    controller.on_model_deployment("ADDED", md("bert", rv="20"))
+
+    asyncio.run(controller.resync())
+
+    assert A not in controller.bodies
+    assert A in queue.forgotten
+    assert controller.bodies[B]["metadata"]["resourceVersion"] == "30"
+
+
+def test_resync_keeps_a_body_that_arrived_during_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube([])
+    controller, queue = make_controller(kube, namespaces="ml")
+    controller.on_model_deployment("ADDED", md(rv="10"))
+    original = kube.list
+
+    def list_while_an_event_arrives(
+        kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[Obj]:
+        controller.on_model_deployment("ADDED", md(rv="40"))  # recreated while the LIST ran
+        return original(kind, namespace, label_selector)
+
+    monkeypatch.setattr(kube, "list", list_while_an_event_arrives)
+    asyncio.run(controller.resync())
+
+    assert controller.bodies[A]["metadata"]["resourceVersion"] == "40"
+    assert A not in queue.forgotten
