@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
