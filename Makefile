@@ -55,7 +55,7 @@ unit: venv ## fast tests: pure functions and the generated CRD
 	$(VENV)/bin/pytest -q -m unit $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv lint ## everything CI runs: lint, unit, integration and e2e tests on the local cluster
+test: venv lint binaries ## everything CI runs: lint, unit, integration and e2e tests on the local cluster
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 .PHONY: reliability
