@@ -13,6 +13,13 @@ from kit import Cluster
 @pytest.fixture
 def operator_env(crds_installed: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
     monkeypatch.setenv("KUBECONFIG", crds_installed.kubeconfig)
+    # kopf's login goes through the kubernetes client, which read KUBECONFIG once at its import:
+    # whichever earlier test imported it first would otherwise decide which cluster (if any) we get.
+    import kubernetes.config.kube_config
+
+    monkeypatch.setattr(
+        kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", crds_installed.kubeconfig
+    )
     # Metrics and health are read in-process by the tests; no ports to collide between runs.
     monkeypatch.setenv("MODELSERVE_METRICS_PORT", "0")
     monkeypatch.setenv("MODELSERVE_HEALTH_PORT", "0")
