@@ -18,7 +18,7 @@ from typing import Any
 
 from modelserve import metrics
 from modelserve.kube import Kube, KubeError, Transient
-from modelserve.reconcile import ChildCache, Key, Reconciler
+from modelserve.reconcile import ChildCache, Key, Reconciler, slim
 from modelserve.settings import Settings
 from modelserve.workqueue import WorkQueue
 
@@ -117,7 +117,7 @@ class Controller:
             self._report_ready()
             return
         with self._bodies_lock:
-            self.bodies[key] = body
+            self.bodies[key] = slim(body)
         self.health.on_event(key, str(meta.get("resourceVersion", "")))
         self.queue.add(key)
 
@@ -231,7 +231,7 @@ class Controller:
                     if current is None or _rv(current) < _rv(item):
                         item.setdefault("apiVersion", "modelserve.dev/v1alpha1")
                         item.setdefault("kind", "ModelDeployment")
-                        self.bodies[key] = item
+                        self.bodies[key] = slim(item)
                 self.queue.add(key)
         self._forget_unlisted(known, listed)
         self.health.on_list(listed, time.monotonic())

@@ -62,25 +62,39 @@ def up_to_date(desired_with_hash: dict[str, Any], live: dict[str, Any]) -> bool:
     return is_subset(desired_with_hash, live)
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without metadata.managedFields: often its largest part, and never compared."""
+    meta = obj.get("metadata")
+    if not meta or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 class ChildCache:
-    """Live children as last seen through watch events or API responses, keyed by kind/namespace/name."""
+    """Live children as last seen through watch events or API responses, keyed by kind/namespace/name.
+
+    Stored as compact JSON (without managedFields): thousands of Deployments as Python dicts cost
+    several times their JSON size, and a reconcile reads only the few children of one object.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._objects: dict[tuple[str, str, str], tuple[int, bytes]] = {}
         # Children confirmed absent by a read; a watch event for one of them clears the mark.
         self._absent: set[tuple[str, str, str]] = set()
 
     def put(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         key = (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+        version = _rv(obj)
+        data = json.dumps(slim(obj), separators=(",", ":")).encode()
         with self._lock:
             self._absent.discard(key)
             current = self._objects.get(key)
             # Never replace a newer object with an older event (resourceVersions grow in etcd).
-            if current is not None and _rv(current) > _rv(obj):
+            if current is not None and current[0] > version:
                 return
-            self._objects[key] = obj
+            self._objects[key] = (version, data)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
@@ -88,7 +102,8 @@ class ChildCache:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
-            return self._objects.get((kind, namespace, name))
+            entry = self._objects.get((kind, namespace, name))
+        return None if entry is None else dict(json.loads(entry[1]))
 
     def mark_absent(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
