@@ -44,8 +44,9 @@ def _row(run: dict[str, Any]) -> str:
 
 def _section(results: dict[str, Any], command: str) -> str:
     machine = results["machine"]
+    note = f", {results['note']}" if results.get("note") else ""
     lines = [
-        f"## `{command}` ({results['mode']}, {results['date']})",
+        f"## `{results.get('command', command)}` ({results['date']}{note})",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, Python "
         f"{machine['python']}; operator and floor both with {results['workers']} concurrent workers; "
@@ -99,7 +100,9 @@ Targets (issue 6):
 
 {TARGETS}
 """
-    DOC.write_text(intro + "\n" + "\n".join(sections))
+    analysis = REPO / "bench" / "analysis.md"  # the verdict against the targets, written by a person
+    tail = "\n" + analysis.read_text() if analysis.exists() else ""
+    DOC.write_text(intro + "\n" + "\n".join(sections) + tail)
 
 
 if __name__ == "__main__":

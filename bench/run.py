@@ -393,7 +393,9 @@ def main() -> int:
     )
     idle_seconds, resync = (60.0, 20.0) if args.mode == "quick" else (300.0, 60.0)
     (REPO / "bench" / "results").mkdir(exist_ok=True)
+    command = " ".join(["bench/run.py", *sys.argv[1:]])
     results: dict[str, Any] = {
+        "command": command,
         "mode": args.mode,
         "date": now_iso(),
         "machine": machine(),
