@@ -41,8 +41,28 @@ kubectl -n "$ns" create secret generic model-store-credentials --from-literal=AW
   --from-literal=AWS_SECRET_ACCESS_KEY=demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n "$ns" apply -f "$repo/examples/"
 
+# Ready at the current generation: a Ready condition left from an older spec does not count.
+not_ready() {
+  kubectl -n "$ns" get modeldeployments -o json | python3 -c '
+import json, sys
+for md in json.load(sys.stdin)["items"]:
+    status = md.get("status") or {}
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+    if status.get("observedGeneration") != md["metadata"]["generation"] or not ready:
+        print(md["metadata"]["name"])'
+}
+wait_ready() {
+  local deadline=$((SECONDS + 180)) pending
+  while :; do
+    pending=$(not_ready)
+    [ -z "$pending" ] && return 0
+    [ $SECONDS -ge $deadline ] && { echo "not Ready after 180 s: $pending" >&2; return 1; }
+    sleep 1
+  done
+}
+
 echo "== waiting for every ModelDeployment to be Ready"
-if ! kubectl -n "$ns" wait --for=condition=Ready modeldeployment --all --timeout=180s; then
+if ! wait_ready; then
   echo "not all Ready; operator log tail:" >&2
   tail -n 40 "$state/operator.log" >&2
   kubectl get mdep -A >&2
