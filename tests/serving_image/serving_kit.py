@@ -40,6 +40,10 @@ def free_port() -> int:
         return port
 
 
+# How often wait_http asks again while a server starts.
+POLL_SECONDS = 0.1
+
+
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -53,7 +57,7 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
             return  # it answered: up
         except OSError as exc:
             last = exc
-            time.sleep(0.1)
+            time.sleep(POLL_SECONDS)  # a poll inside the deadline loop, not a fixed wait
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 

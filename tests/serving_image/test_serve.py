@@ -129,7 +129,7 @@ def test_missing_model_config_is_refused(tmp_path: Path) -> None:
 
 
 FAKE_SERVER = """\
-import json, signal, sys, time
+import json, signal, sys
 with open(sys.argv[0] + ".args", "w") as f:
     json.dump(sys.argv[1:], f)
 def stop(signum, frame):
@@ -138,7 +138,7 @@ def stop(signum, frame):
 signal.signal(signal.SIGTERM, stop)
 print("fake server up", flush=True)
 while True:
-    time.sleep(0.05)
+    signal.pause()  # until SIGTERM
 """
 
 
