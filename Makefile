@@ -40,7 +40,7 @@ kind-up: venv ## for users with Docker: a kind cluster with the same node labels
 	hack/kind/kind-up.sh
 
 .PHONY: crd
-crd: venv ## regenerate crds/ and docs/api.md from operator/modelserve/api.py
+crd: venv ## regenerate crds/ and docs/api.md from operator/modelserve/api/
 	$(PY) -m modelserve crd
 	$(PY) -m modelserve crd --docs
 

@@ -72,7 +72,7 @@ def _run_crd(args: argparse.Namespace) -> int:
         what = "the API reference" if args.docs else "the CRD"
         flag = " --docs" if args.docs else ""
         print(
-            f"\n{path} is out of date with {what} generated from api.py; run `modelserve crd{flag}`",
+            f"\n{path} is out of date with {what} generated from modelserve.api; run `modelserve crd{flag}`",
             file=sys.stderr,
         )
         return 1

@@ -283,7 +283,7 @@ def test_cross_field_constraints_are_rules(schema: JSON) -> None:
 
 def test_optional_fields_are_plain_and_defaults_kept(schema: JSON) -> None:
     declared = dict(properties(schema))
-    # No default for the one-of policy: a stored default would block switching it (see api.py).
+    # No default for the one-of policy: a stored default would block switching it (see api/model.py).
     assert "default" not in declared[".spec.model.versionPolicy"]
     assert declared[".spec.model.versionPolicy.latest.count"]["default"] == 1
     assert declared[".spec.gpu.resourceName"]["default"] == "nvidia.com/gpu"

@@ -1,0 +1,183 @@
+"""The ModelDeployment resource: spec, status and parsing."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from modelserve.api.base import API_VERSION, KIND, MAX_NAME_LENGTH, NAME_PATTERN, _Model, cel, rules
+from modelserve.api.model import ModelSource, Serving
+from modelserve.api.workload import (
+    Autoscaling,
+    Gpu,
+    Monitoring,
+    NetworkPolicySettings,
+    Resources,
+    Scheduling,
+    ServiceSettings,
+)
+
+# --- the resource ----------------------------------------------------------------------------------
+
+
+class ModelDeploymentSpec(_Model):
+    """Desired state of a ModelDeployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!(has(self.replicas) && has(self.autoscaling))",
+                "set spec.replicas or spec.autoscaling, not both: "
+                "with autoscaling the HPA owns the replica count",
+                field_path=".replicas",
+            ),
+        )
+    )
+
+    model: ModelSource
+    """The model and its versions."""
+    serving: Annotated[Serving, Field(json_schema_extra={"default": {}})] = Serving()
+    """TF Serving settings."""
+    replicas: Annotated[int | None, Field(ge=0, le=1000)] = None
+    """Fixed replica count (default 1). Mutually exclusive with autoscaling; `kubectl scale` sets it."""
+    autoscaling: Autoscaling | None = None
+    """Scale with a HorizontalPodAutoscaler instead of a fixed count."""
+    resources: Resources | None = None
+    """CPU and memory per replica. Defaults to requests cpu 500m, memory 1Gi."""
+    gpu: Gpu | None = None
+    """GPUs per replica."""
+    scheduling: Scheduling | None = None
+    """Node selection, tolerations, affinity, priority and spreading."""
+    monitoring: Annotated[Monitoring, Field(json_schema_extra={"default": {}})] = Monitoring()
+    """Prometheus monitoring."""
+    service: Annotated[ServiceSettings, Field(json_schema_extra={"default": {}})] = ServiceSettings()
+    """The Service."""
+    network_policy: NetworkPolicySettings | None = None
+    """Restrict who may reach the serving ports with a NetworkPolicy; no policy when absent."""
+    suspend: bool = False
+    """Scale to zero while keeping every object; condition Suspended is True."""
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Model):
+    """A standard Kubernetes condition."""
+
+    type: Annotated[str, Field(max_length=316)]
+    """Condition type, for example Ready."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: Annotated[str, Field(max_length=1024)] = ""
+    """A CamelCase reason, one per failure mode."""
+    message: Annotated[str, Field(max_length=32768)] = ""
+    """Details for a person."""
+    last_transition_time: Annotated[str | None, Field(max_length=64)] = None
+    """When status last changed (RFC 3339)."""
+    observed_generation: int | None = None
+    """The generation this condition was computed from."""
+
+
+class Endpoints(_Model):
+    """In-cluster addresses of the model."""
+
+    rest: Annotated[str | None, Field(max_length=512)] = None
+    """REST predict URL base, http://<service>.<namespace>.svc:8501/v1/models/<model>."""
+    grpc: Annotated[str | None, Field(max_length=512)] = None
+    """gRPC address, <service>.<namespace>.svc:8500."""
+
+
+class ModelDeploymentStatus(_Model):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""
+    replicas: int | None = None
+    """Pods of the Deployment."""
+    ready_replicas: int | None = None
+    """Pods ready to serve."""
+    updated_replicas: int | None = None
+    """Pods on the newest template."""
+    selector: Annotated[str | None, Field(max_length=1024)] = None
+    """Label selector of the pods, for the scale subresource."""
+    endpoints: Endpoints | None = None
+    """Where to send requests."""
+    model_name: Annotated[str | None, Field(max_length=63)] = None
+    """TF Serving model name in use."""
+    model_versions: Annotated[str | None, Field(max_length=1024)] = None
+    """What the version policy serves, for example 'latest 2', 'all' or '1,2'."""
+    gpu: Annotated[str | None, Field(max_length=256)] = None
+    """GPUs per replica, for example '1x NVIDIA-A100-SXM4-80GB'."""
+    conditions: Annotated[
+        list[Condition] | None,
+        Field(
+            max_length=16,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        ),
+    ] = None
+    """Ready (the roll-up), Available, Progressing, DeploymentReady, ServiceReady, AutoscalerReady,
+    MonitoringReady, Suspended."""
+
+
+class ModelDeployment(_Model):
+    """A TensorFlow Serving deployment of one model: Deployment, Service, autoscaler, GPU scheduling and
+    monitoring, reconciled by modelserve-operator."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+                f"metadata.name must be at most {MAX_NAME_LENGTH} characters: it names the Service and "
+                "other children",
+                field_path=".metadata.name",
+            ),
+            cel(
+                "self.metadata.name.matches('" + NAME_PATTERN + "')",
+                "metadata.name must start with a letter and contain only lowercase letters, digits and '-' "
+                "(it names a Service)",
+                field_path=".metadata.name",
+            ),
+        )
+    )
+
+    api_version: Literal["modelserve.dev/v1alpha1"] = "modelserve.dev/v1alpha1"
+    kind: Literal["ModelDeployment"] = "ModelDeployment"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace", "default"))
+
+    @property
+    def uid(self) -> str:
+        return str(self.metadata.get("uid", ""))
+
+    @property
+    def generation(self) -> int:
+        return int(self.metadata.get("generation", 0))
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model.name or self.name
+
+
+def parse(body: dict[str, Any]) -> ModelDeployment:
+    """Parses a ModelDeployment as read from the API server (status and unknown metadata ignored)."""
+    data = {
+        "apiVersion": body.get("apiVersion", API_VERSION),
+        "kind": body.get("kind", KIND),
+        "metadata": dict(body.get("metadata") or {}),
+        "spec": body.get("spec") or {},
+    }
+    return ModelDeployment.model_validate(data)

@@ -1,0 +1,228 @@
+"""spec.autoscaling, resources, gpu, scheduling, monitoring, service and networkPolicy."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field
+
+from modelserve.api.base import (
+    DNS_SUBDOMAIN,
+    DURATION,
+    LABEL_VALUE,
+    NAME_PATTERN_DNS_LABEL,
+    PRESERVE,
+    QUALIFIED_NAME,
+    QUANTITY,
+    _Model,
+    cel,
+    rules,
+)
+
+# --- scale -----------------------------------------------------------------------------------------
+
+
+class Autoscaling(_Model):
+    """A HorizontalPodAutoscaler (autoscaling/v2) owning the replica count."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "self.minReplicas <= self.maxReplicas",
+                "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+                field_path=".minReplicas",
+            )
+        )
+    )
+
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Fewest replicas."""
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    """Most replicas."""
+    target_cpu_utilization: Annotated[int | None, Field(ge=1, le=100, alias="targetCPUUtilization")] = None
+    """Average CPU utilization to aim for, percent of requests. Defaults to 80 when no target is set."""
+    target_memory_utilization: Annotated[int | None, Field(ge=1, le=100)] = None
+    """Average memory utilization to aim for, percent of requests."""
+    metrics: Annotated[
+        list[Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE)]] | None, Field(max_length=16)
+    ] = None
+    """Further HPA v2 MetricSpecs, passed through unchanged."""
+    behavior: Annotated[dict[str, Any] | None, Field(json_schema_extra=PRESERVE)] = None
+    """HPA v2 scaling behavior, passed through unchanged."""
+
+
+# --- resources and scheduling ----------------------------------------------------------------------
+
+
+def _quantity_str(value: object) -> object:
+    # The CRD declares quantities int-or-string (as Kubernetes does), so `cpu: 2` reaches the
+    # operator as an int; pydantic does not coerce numbers to str, so normalise here.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Field before BeforeValidator: the other order drops `pattern` from the JSON schema (and the CRD).
+Quantity = Annotated[
+    str,
+    Field(max_length=64, pattern=QUANTITY, json_schema_extra={"x-kubernetes-int-or-string": True}),
+    BeforeValidator(_quantity_str),
+]
+ResourceName = Annotated[str, Field(max_length=253)]
+
+
+class Resources(_Model):
+    """CPU and memory of the serving container (GPUs go in spec.gpu)."""
+
+    requests: Annotated[dict[ResourceName, Quantity] | None, Field(max_length=16)] = None
+    """Requested resources, for example {cpu: 500m, memory: 1Gi}."""
+    limits: Annotated[dict[ResourceName, Quantity] | None, Field(max_length=16)] = None
+    """Resource limits."""
+
+
+class Gpu(_Model):
+    """GPUs per replica; adds the GPU resource, product node selector and GPU taint toleration."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!has(self.migProfile) || self.resourceName == 'nvidia.com/gpu'",
+                "set either migProfile or a custom resourceName, not both",
+                field_path=".migProfile",
+            )
+        )
+    )
+
+    count: Annotated[int, Field(ge=1, le=16)] = 1
+    """GPUs per replica (requests equal limits)."""
+    resource_name: Annotated[str, Field(max_length=253, pattern=QUALIFIED_NAME)] = "nvidia.com/gpu"
+    """Extended resource name of the device plugin."""
+    product: Annotated[str | None, Field(max_length=63, pattern=LABEL_VALUE)] = None
+    """Required value of the node label nvidia.com/gpu.product, for example NVIDIA-A100-SXM4-80GB."""
+    mig_profile: Annotated[str | None, Field(max_length=32, pattern=r"^[1-9]g\.[0-9]+gb(\.me)?$")] = None
+    """A MIG slice such as 1g.10gb: requests nvidia.com/mig-<profile> instead of whole GPUs."""
+
+
+class Toleration(_Model):
+    """A Kubernetes toleration."""
+
+    key: Annotated[str | None, Field(max_length=253)] = None
+    """Taint key; empty with operator Exists tolerates everything."""
+    operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal (the default)."""
+    value: Annotated[str | None, Field(max_length=63)] = None
+    """Taint value for Equal."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect; empty matches all."""
+    toleration_seconds: int | None = None
+    """How long a NoExecute taint is tolerated."""
+
+
+class Scheduling(_Model):
+    """Where serving pods may run."""
+
+    node_selector: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]] | None,
+        Field(max_length=32),
+    ] = None
+    """Node labels the pods require."""
+    tolerations: Annotated[list[Toleration] | None, Field(max_length=32)] = None
+    """Taints the pods tolerate (the GPU taint is tolerated automatically when gpu is set)."""
+    affinity: Annotated[dict[str, Any] | None, Field(json_schema_extra=PRESERVE)] = None
+    """A Kubernetes Affinity, passed through unchanged."""
+    priority_class_name: Annotated[str | None, Field(max_length=253, pattern=DNS_SUBDOMAIN)] = None
+    """PriorityClass of the pods."""
+    topology_spread_constraints: Annotated[
+        list[Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE)]] | None, Field(max_length=8)
+    ] = None
+    """Kubernetes TopologySpreadConstraints, passed through unchanged."""
+
+
+# --- monitoring and service ------------------------------------------------------------------------
+
+
+class Monitoring(_Model):
+    """A Prometheus Operator ServiceMonitor scraping TF Serving's metrics."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!has(self.scrapeTimeout) || !has(self.interval) || "
+                "duration(self.scrapeTimeout) <= duration(self.interval)",
+                # Name the default: setting only `interval: 5s` trips over scrapeTimeout's 10s default.
+                "monitoring.scrapeTimeout (default 10s) must not exceed monitoring.interval",
+                field_path=".scrapeTimeout",
+            )
+        )
+    )
+
+    enabled: bool = False
+    """Create a ServiceMonitor (needs the Prometheus Operator's CRD)."""
+    interval: Annotated[str, Field(max_length=16, pattern=DURATION)] = "30s"
+    """Scrape interval."""
+    scrape_timeout: Annotated[str, Field(max_length=16, pattern=DURATION)] = "10s"
+    """Scrape timeout; at most interval."""
+    labels: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]] | None,
+        Field(max_length=16),
+    ] = None
+    """Extra labels on the ServiceMonitor, for a Prometheus serviceMonitorSelector."""
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class ServiceSettings(_Model):
+    """The Service in front of the serving pods."""
+
+    type: ServiceType = ServiceType.CLUSTER_IP
+    """Service type."""
+    annotations: Annotated[
+        dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=4096)]] | None,
+        Field(max_length=32),
+    ] = None
+    """Annotations of the Service, for example for a load balancer."""
+
+
+# --- network policy --------------------------------------------------------------------------------
+
+LabelMap = Annotated[
+    dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]] | None,
+    Field(max_length=16),
+]
+
+
+class NetworkPolicyClient(_Model):
+    """Pods allowed to call the model. Within one entry every condition must hold; entries are
+    alternatives. An entry without namespaces or namespaceLabels means the ModelDeployment's namespace."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!(has(self.namespaces) && has(self.namespaceLabels))",
+                "set namespaces or namespaceLabels in one allowedClients entry, not both",
+                field_path=".namespaceLabels",
+            )
+        )
+    )
+
+    namespaces: Annotated[
+        list[Annotated[str, Field(max_length=63, pattern=NAME_PATTERN_DNS_LABEL)]] | None,
+        Field(min_length=1, max_length=32),
+    ] = None
+    """Names of the client namespaces."""
+    namespace_labels: LabelMap = None
+    """Labels of the client namespaces (instead of their names)."""
+    pod_labels: LabelMap = None
+    """Labels of the client pods; every pod of the selected namespaces when absent."""
+
+
+class NetworkPolicySettings(_Model):
+    """A NetworkPolicy admitting traffic to the serving pods only from the listed clients, and only on
+    the gRPC (8500) and REST (8501) ports; every other ingress to the pods is denied. Needs a network
+    plugin that enforces NetworkPolicies. A Prometheus scraping the pods must be listed as a client."""
+
+    allowed_clients: Annotated[list[NetworkPolicyClient], Field(max_length=32)] = []
+    """Who may connect; an empty list admits nobody."""
