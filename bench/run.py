@@ -95,14 +95,46 @@ def _requests(counts: Counter[tuple[str, str]]) -> dict[str, int]:
     return {f"{verb} {res}": n for (verb, res), n in sorted(counts.items(), key=lambda kv: -kv[1])}
 
 
+def _name_of(kind: str, name: str) -> str:
+    return f"{name}-tfserving" if kind == "ConfigMap" else name
+
+
+class ChildWatches:
+    """Watches of ConfigMaps, Services and Deployments: when each object's last child appeared.
+
+    Both phases run the same three watches, so the harness costs both the same; the Deployment
+    watch also records when each Deployment first had a ready replica."""
+
+    def __init__(self, cluster: BenchCluster) -> None:
+        watch_client = api_client(cluster, "modelserve-bench-watch", 8)
+        core, apps = client.CoreV1Api(watch_client), client.AppsV1Api(watch_client)
+        self.by_kind = {
+            "ConfigMap": Arrivals(core.list_namespaced_config_map, NAMESPACE, lambda _: False),
+            "Service": Arrivals(core.list_namespaced_service, NAMESPACE, lambda _: False),
+            "Deployment": Arrivals(apps.list_namespaced_deployment, NAMESPACE, _deployment_ready),
+        }
+
+    @property
+    def deployments(self) -> Arrivals:
+        return self.by_kind["Deployment"]
+
+    def seen_at(self, name: str) -> float | None:
+        arrivals = [s.first_seen.get(_name_of(kind, name)) for kind, s in self.by_kind.items()]
+        return max(a for a in arrivals if a is not None) if all(a is not None for a in arrivals) else None
+
+    def stop(self) -> None:
+        for arrivals in self.by_kind.values():
+            arrivals.stop()
+
+
 def floor_phase(n: int, workers: int, timeout: float) -> dict[str, Any]:
     """The same rendered children applied directly with server-side apply, `workers` at a time."""
     cluster = fresh_cluster()
     _create_namespace(cluster)
     kube_client = api_client(cluster, FLOOR_AGENT, workers * 2)
     kube = Kube(kube_client)
-    apps = client.AppsV1Api(api_client(cluster, "modelserve-bench-watch", 4))
-    ready = Arrivals(apps.list_namespaced_deployment, NAMESPACE, _deployment_ready)
+    watches = ChildWatches(cluster)
+    ready = watches.deployments
     operator_settings = settings.Settings()
 
     def children(i: int) -> list[dict[str, Any]]:
@@ -119,22 +151,26 @@ def floor_phase(n: int, workers: int, timeout: float) -> dict[str, Any]:
 
     rendered = [children(i) for i in range(n)]
     position = audit_position(cluster.audit_log)
-    latencies: list[float] = []
+    started: dict[str, float] = {}
 
     def apply_one(manifests: list[dict[str, Any]]) -> None:
-        started = time.monotonic()
+        # The Deployment's name is the ModelDeployment's: the key create-to-children is measured by.
+        name = next(m["metadata"]["name"] for m in manifests if m["kind"] == "Deployment")
+        started[name] = time.monotonic()
         for manifest in manifests:
             kube.apply(manifest)
-        latencies.append(time.monotonic() - started)
 
     start = time.monotonic()
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(apply_one, rendered))
     done = ready.wait_done(n, timeout)
-    ready.stop()
+    watches.stop()
     if done is None:
         raise RuntimeError(f"floor: only {len(ready.done_at)}/{n} Deployments ready after {timeout}s")
     counts = audit_requests(cluster.audit_log, position, (FLOOR_AGENT,))
+    latencies = [
+        max(0.0, seen - t0) for name, t0 in started.items() if (seen := watches.seen_at(name)) is not None
+    ]
     return {
         "n": n,
         "seconds_to_ready": round(done - start, 2),
@@ -166,7 +202,8 @@ def _reconciles(port: int) -> float:
 class OperatorProcess:
     def __init__(self, cluster: BenchCluster, workers: int, resync: float) -> None:
         self.metrics_port = _free_port()
-        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
+        # The operator of this checkout, whatever the virtualenv's editable install points at.
+        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, PYTHONPATH=str(REPO / "operator"))
         self.log = open(REPO / "bench" / "results" / "operator.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -216,10 +253,6 @@ class Plan:
     probes: int
 
 
-def _name_of(kind: str, name: str) -> str:
-    return f"{name}-tfserving" if kind == "ConfigMap" else name
-
-
 class OperatorRun:
     """One operator phase on a fresh cluster: burst, idle-cluster latency, idle window, restart."""
 
@@ -228,14 +261,8 @@ class OperatorRun:
         self.cluster = fresh_cluster()
         _create_namespace(self.cluster)
         self.operator = OperatorProcess(self.cluster, plan.workers, plan.resync)
-        watch_client = api_client(self.cluster, "modelserve-bench-watch", 8)
-        core, apps = client.CoreV1Api(watch_client), client.AppsV1Api(watch_client)
-        self.custom = client.CustomObjectsApi(watch_client)
-        self.seen = {
-            "ConfigMap": Arrivals(core.list_namespaced_config_map, NAMESPACE, lambda _: False),
-            "Service": Arrivals(core.list_namespaced_service, NAMESPACE, lambda _: False),
-            "Deployment": Arrivals(apps.list_namespaced_deployment, NAMESPACE, lambda _: False),
-        }
+        self.custom = client.CustomObjectsApi(api_client(self.cluster, "modelserve-bench-watch", 4))
+        self.watches = ChildWatches(self.cluster)
         self.ready = Arrivals(self.list_mdeps, NAMESPACE, _md_ready)
         self.creator = client.CustomObjectsApi(
             api_client(self.cluster, "modelserve-bench-client", plan.workers * 2)
@@ -245,10 +272,6 @@ class OperatorRun:
         return self.custom.list_namespaced_custom_object(
             api.GROUP, api.VERSION, namespace, api.PLURAL, **kwargs
         )
-
-    def children_seen_at(self, name: str) -> float | None:
-        arrivals = [s.first_seen.get(_name_of(kind, name)) for kind, s in self.seen.items()]
-        return max(a for a in arrivals if a is not None) if all(a is not None for a in arrivals) else None
 
     def burst(self) -> dict[str, Any]:
         n, created = self.plan.n, {}
@@ -273,7 +296,7 @@ class OperatorRun:
         latencies = [
             max(0.0, seen - t0)
             for name, t0 in created.items()
-            if (seen := self.children_seen_at(name)) is not None
+            if (seen := self.watches.seen_at(name)) is not None
         ]
         return {
             "n": n,
@@ -294,12 +317,11 @@ class OperatorRun:
             self.creator.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
             t0 = time.monotonic()
             while time.monotonic() < t0 + 30:
-                if (seen := self.children_seen_at(name)) is not None:
+                if (seen := self.watches.seen_at(name)) is not None:
                     samples.append(max(0.0, seen - t0))
                     break
                 time.sleep(0.005)
-        for arrivals in self.seen.values():
-            arrivals.stop()
+        self.watches.stop()
         # The idle window starts only once the probes, too, are Ready and their status written.
         if self.ready.wait_done(self.plan.n + self.plan.probes, self.plan.timeout) is None:
             raise RuntimeError("operator: probe ModelDeployments did not become Ready")

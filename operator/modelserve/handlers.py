@@ -24,7 +24,18 @@ log = logging.getLogger(__name__)
 # wait behind reconciles in a thread pool.
 MANAGED: dict[str, str] = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY}
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+MANAGED_SELECTOR = f"{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY}"
 WATCH_RETRY_CAP: Final = 10.0
+LIST_CHUNK_SIZE: Final = 250
+WORKER_IDLE_SECONDS: Final = 0.5
+CHILD_RESOURCES: Final = (
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("apps", "v1", "deployments"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("monitoring.coreos.com", "v1", "servicemonitors"),
+)
 
 
 class EndlessBackoffs:
@@ -50,6 +61,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.inactivity_timeout = 300
     settings.watching.server_timeout = 600
     settings.networking.error_backoffs = EndlessBackoffs()
+    # Start-up memory: the initial LISTs come in pages, and only our children are listed and
+    # watched at all (the label filter on the handlers below is client-side only).
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
+    # kopf keeps a task per object alive this long after its last event, holding that event's whole
+    # body; our handlers return at once, so a short idle time keeps a start-up flood of thousands
+    # of objects from being held in memory all at once.
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
+    for group, version, plural in CHILD_RESOURCES:
+        settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     kube = Kube(load_api_client(pool_size=ours.workers * 2), on_request=metrics.count_request)
     controller = Controller(kube, ours)
     await controller.discover()
@@ -81,14 +101,7 @@ async def _child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["controller"].on_child(event.get("type"), dict(event["object"]))
 
 
-for _group, _version, _plural in (
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("monitoring.coreos.com", "v1", "servicemonitors"),
-):
+for _group, _version, _plural in CHILD_RESOURCES:
     kopf.on.event(_group, _version, _plural, labels=MANAGED, id=f"child-{_plural}")(_child_event)
 
 
