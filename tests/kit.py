@@ -190,3 +190,33 @@ def wait_condition(
             (get_or_none(cluster, namespace, "modeldeployment", name) or {}).get("status"), indent=1
         ),
     )
+
+
+def wait_event(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    reason: str,
+    *,
+    type_: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Waits for an Event with this reason (and type) on the ModelDeployment `name`.
+
+    The operator posts Events from a thread of its own after the status write, so a test that has
+    seen the status may still have to wait a moment for the Event."""
+
+    def events() -> list[dict[str, Any]]:
+        listed = cluster.kubectl_json(
+            "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}"
+        )
+        return [e for e in listed["items"] if e["involvedObject"].get("kind") == "ModelDeployment"]
+
+    return wait_until(
+        lambda: next(
+            (e for e in events() if e["reason"] == reason and (type_ is None or e["type"] == type_)), None
+        ),
+        timeout=timeout,
+        what=f"{type_ or 'an'} Event {reason} on {name}",
+        describe=lambda: json.dumps([(e["type"], e["reason"], e["message"]) for e in events()], indent=1),
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelserve import metrics
+from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, Transient
 from modelserve.reconcile import ChildCache, Key, Reconciler, slim
 from modelserve.settings import Settings
@@ -71,7 +72,10 @@ class Controller:
         self.ready: dict[Key, str] = {}
         self.health = WatchHealth(settings.watch_stall_seconds)
         self._monitoring_crd = False
-        self.reconciler = Reconciler(kube, settings, self.cache, lambda: self._monitoring_crd)
+        self.events = EventRecorder(kube.post_event, on_dropped=metrics.EVENTS_DROPPED.inc)
+        self.reconciler = Reconciler(
+            kube, settings, self.cache, lambda: self._monitoring_crd, record_event=self.events.record
+        )
         self.queue: WorkQueue[Key] = WorkQueue(
             self._process, workers=settings.workers, on_depth=metrics.QUEUE_DEPTH.set
         )
@@ -92,6 +96,7 @@ class Controller:
         )
 
     def start(self) -> None:
+        self.events.start()
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync_loop(), name="modelserve-resync")
 
@@ -100,6 +105,7 @@ class Controller:
             self._resync_task.cancel()
         await self.queue.stop()
         self._threads.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self.events.stop)
 
     # --- events ------------------------------------------------------------------------------------
 

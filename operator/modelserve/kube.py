@@ -17,7 +17,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import urllib3
@@ -25,6 +24,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelserve import __version__, api, naming
+from modelserve.events import PendingEvent
 
 log = logging.getLogger(__name__)
 
@@ -249,44 +249,36 @@ class Kube:
             )
         )
 
-    def post_event(
-        self,
-        md: dict[str, Any],
-        event_type: str,
-        reason: str,
-        message: str,
-        component: str = naming.FIELD_MANAGER,
-    ) -> None:
-        meta = md["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def post_event(self, pending: PendingEvent, component: str = naming.FIELD_MANAGER) -> None:
+        involved = pending.involved
+        at = pending.at.strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": api.API_VERSION,
-                "kind": api.KIND,
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid", ""),
-                "resourceVersion": meta.get("resourceVersion", ""),
-            },
-            "type": event_type,
-            "reason": reason,
-            "message": message[:1024],
+            "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+            "involvedObject": {"apiVersion": api.API_VERSION, "kind": api.KIND, **involved},
+            "type": pending.event_type,
+            "reason": pending.reason,
+            "message": pending.message[:1024],
             "source": {"component": component},
             "reportingComponent": component,
             "reportingInstance": component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
+            "firstTimestamp": at,
+            "lastTimestamp": at,
             "count": 1,
         }
         try:
             self._call(
-                "create", "events", "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
+                "create", "events", "POST", f"/api/v1/namespaces/{involved['namespace']}/events", body=event
             )
         except KubeError as exc:  # events are best effort: never fail a reconcile over one
-            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+            log.warning(
+                "could not post event %s on %s/%s: %s",
+                pending.reason,
+                involved["namespace"],
+                involved["name"],
+                exc,
+            )
 
     # --- discovery ---------------------------------------------------------------------------------
 

@@ -38,6 +38,12 @@ QUEUE_DEPTH: Final = Gauge(
     registry=REGISTRY,
 )
 
+EVENTS_DROPPED: Final = Counter(
+    "modelserve_events_dropped_total",
+    "Kubernetes Events not posted because the operator's event queue was full.",
+    registry=REGISTRY,
+)
+
 
 def count_request(verb: str, resource: str) -> None:
     API_REQUESTS.labels(verb=verb, resource=resource).inc()

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 APPLIED_HASH_ANNOTATION: Final = "modelserve.dev/applied-hash"
 
 Key = tuple[str, str]  # (namespace, name)
+# Queues an Event (type, reason, message) on a ModelDeployment without waiting for it to be posted.
+RecordEvent = Callable[[dict[str, Any], str, str, str], None]
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
@@ -146,9 +148,12 @@ class Reconciler:
         settings: Settings,
         cache: ChildCache,
         monitoring_crd_installed: Callable[[], bool],
+        *,
+        record_event: RecordEvent,
         now: Callable[[], str] = _now,
     ) -> None:
         self.kube = kube
+        self.record_event = record_event
         self.settings = settings
         self.cache = cache
         self.monitoring_crd_installed = monitoring_crd_installed
@@ -297,7 +302,7 @@ class Reconciler:
             status.Reason.ROLLING_OUT,
         )
         message = str(after.get("message") or after.get("reason") or "")
-        self.kube.post_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)
+        self.record_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)
 
 
 def _controlled_by(obj: dict[str, Any], uid: str) -> bool:

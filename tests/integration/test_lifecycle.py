@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kit import REPO, Cluster, get_or_none, model_deployment, wait_condition, wait_until
+from kit import REPO, Cluster, get_or_none, model_deployment, wait_condition, wait_event, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +86,8 @@ def test_spec_refused_only_at_child_apply_reports_invalid_spec(cluster: Cluster,
     md = wait_condition(cluster, namespace, "odd", "Ready", "False", reason="InvalidSpec", timeout=60)
     ready = next(c for c in md["status"]["conditions"] if c["type"] == "Ready")
     assert "Deployment odd was refused" in ready["message"] and "nodeSelectorTerms" in ready["message"]
-    events = cluster.kubectl_json(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=odd"
-    )
-    assert any(e["type"] == "Warning" and e["reason"] == "InvalidSpec" for e in events["items"])
+    event = wait_event(cluster, namespace, "odd", "InvalidSpec", type_="Warning")
+    assert "Deployment odd was refused" in event["message"]
 
     # Fixing the spec recovers without any restart.
     cluster.kubectl(
@@ -201,4 +199,5 @@ def test_metrics_and_health_endpoints_move_with_a_reconcile(
     )
     assert _sample(after, "modelserve_modeldeployments", ready="True") >= 1
     assert "modelserve_queue_depth" in after
+    assert "modelserve_events_dropped_total 0.0" in after.splitlines()
     assert health == (200, '{"ok": true, "problem": null}')

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kit import Cluster, get_or_none, model_deployment, wait_condition, wait_until
+from kit import Cluster, get_or_none, model_deployment, wait_condition, wait_event, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +69,8 @@ def test_create_builds_every_child_and_reports_ready(cluster: Cluster, namespace
     types = {c["type"]: c["status"] for c in status["conditions"]}
     assert types["DeploymentReady"] == types["ServiceReady"] == types["Available"] == "True"
     assert types["Suspended"] == "False"
-    events = cluster.kubectl_json(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=echo"
-    )
-    assert any(
-        e["reason"] == "Ready" and e["involvedObject"]["kind"] == "ModelDeployment" for e in events["items"]
+    assert wait_event(cluster, namespace, "echo", "Ready", type_="Normal")["source"]["component"] == (
+        "modelserve-operator"
     )
 
 

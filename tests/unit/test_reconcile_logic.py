@@ -301,9 +301,7 @@ class FakeKube(Kube):
         obj["metadata"]["resourceVersion"] = self.next_rv()
         return copy.deepcopy(obj)
 
-    def post_event(
-        self, md: Obj, event_type: str, reason: str, message: str, component: str = naming.FIELD_MANAGER
-    ) -> None:
+    def record_event(self, md: Obj, event_type: str, reason: str, message: str) -> None:
         self.calls.append(("post_event", "Event", md["metadata"]["name"]))
         self.events.append((event_type, reason, message))
 
@@ -374,6 +372,7 @@ def reconciler(kube: FakeKube, cache: ChildCache | None = None) -> Reconciler:
         Settings(),
         cache if cache is not None else ChildCache(),
         lambda: kube.monitoring_crd,
+        record_event=kube.record_event,
         now=Clock(),
     )
 
