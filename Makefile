@@ -85,6 +85,10 @@ image-gpu: ## build the GPU serving image (needs a Docker engine)
 bench: venv binaries ## benchmark at N=100 against the floor; results in docs/benchmarks.md
 	$(PY) bench/run.py --mode quick
 
+.PHONY: bench-profile
+bench-profile: venv binaries ## make bench with py-spy profiles of the operator (bench/results/profile-*)
+	$(PY) bench/run.py --mode quick --profile
+
 .PHONY: bench-full
 bench-full: venv binaries ## benchmark at N = 100 to 2,000 (about an hour on 2 cores)
 	$(PY) bench/run.py --mode full

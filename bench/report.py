@@ -64,14 +64,45 @@ def _section(results: dict[str, Any], command: str) -> str:
         *(f"{k}: {v}" for k, v in results["runs"][-1]["operator"]["requests"].items()),
         "```",
         "",
+        *_profiles(results),
     ]
     return "\n".join(lines)
+
+
+def _profiles(results: dict[str, Any]) -> list[str]:
+    """The py-spy summaries of `--profile` runs: where the operator's busy threads spent their time."""
+    lines: list[str] = []
+    for run in results["runs"]:
+        op = run["operator"]
+        for phase, profile in (("burst", op.get("profile")), ("restart", op["restart"].get("profile"))):
+            if not profile:
+                continue
+            threads = ", ".join(f"{name} {share}%" for name, share in profile["threads"])
+            lines += [
+                f"py-spy, N={run['n']}, {phase}: {profile['busy_thread_seconds']} busy thread-seconds; "
+                f"by thread: {threads}. Functions by share of samples (self: on top of the stack; "
+                "inclusive: anywhere in it):",
+                "",
+                "| self | % | inclusive | % |",
+                "|---|---|---|---|",
+                *(
+                    f"| `{own[0]}` | {own[1]} | `{incl[0]}` | {incl[1]} |"
+                    for own, incl in zip(profile["self"], profile["inclusive"], strict=False)
+                ),
+                "",
+            ]
+    return lines
 
 
 def write_report(latest: dict[str, Any] | None = None, command: str | None = None) -> None:
     del latest, command  # every mode's latest results are re-read from disk
     sections = []
-    for mode, command in (("full", "make bench-full"), ("quick", "make bench")):
+    for mode, command in (
+        ("full", "make bench-full"),
+        ("quick", "make bench"),
+        ("full-profile", "bench/run.py --mode full --profile"),
+        ("quick-profile", "make bench-profile"),
+    ):
         path = REPO / "bench" / "results" / f"{mode}.json"
         if path.exists():
             sections.append(_section(json.loads(path.read_text()), command))

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py --mode quick     # N=100, short idle window (make bench)
     .venv/bin/python bench/run.py --mode full      # N in 100, 500, 1000, 2000 (make bench-full)
+    .venv/bin/python bench/run.py --profile        # and py-spy profiles of the operator (make bench-profile)
 
 Each phase runs on a fresh audited cluster (hack/cluster, name modelserve-bench) so phases do not
 disturb each other. Results go to bench/results/<mode>.json and docs/benchmarks.md.
@@ -36,6 +37,7 @@ from measure import (
     now_iso,
     percentile,
 )
+from pyspy import Profile
 
 sys.path.insert(0, str(REPO / "operator"))
 from kubernetes import client, config
@@ -186,7 +188,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _reconciles(port: int) -> float:
+def _metric(port: int, name: str) -> float:
+    """The sum of a metric's samples on the operator's /metrics (-1 while it does not answer)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
@@ -195,8 +198,12 @@ def _reconciles(port: int) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("modelserve_reconciles_total{")
+        if line.startswith((f"{name}{{", f"{name} "))
     )
+
+
+def _reconciles(port: int) -> float:
+    return _metric(port, "modelserve_reconciles_total")
 
 
 class OperatorProcess:
@@ -251,6 +258,7 @@ class Plan:
     idle_seconds: float
     resync: float
     probes: int
+    profile: bool = False
 
 
 class OperatorRun:
@@ -282,6 +290,7 @@ class OperatorRun:
             self.creator.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
             created[body["metadata"]["name"]] = time.monotonic()
 
+        profile = self._profile("burst")
         start = time.monotonic()
         with ThreadPoolExecutor(self.plan.workers) as pool:
             list(pool.map(create, range(n)))
@@ -290,6 +299,9 @@ class OperatorRun:
             raise RuntimeError(
                 f"operator: only {len(self.ready.done_at)}/{n} Ready after {self.plan.timeout}s"
             )
+        # The burst's requests include its Events, which are posted after the statuses.
+        self.wait_events_posted()
+        profiled = profile.stop() if profile else None
         counts = audit_requests(
             self.cluster.audit_log, position, OPERATOR_AGENTS, audit_position(self.cluster.audit_log)
         )
@@ -306,7 +318,21 @@ class OperatorRun:
             "requests_total": sum(counts.values()),
             "peak_rss_mib": round(self.operator.stats.peak_rss_mib(), 1),
             "cpu_seconds": round(self.operator.stats.cpu_seconds(), 1),
+            **({"profile": profiled} if profiled else {}),
         }
+
+    def wait_events_posted(self) -> None:
+        deadline = time.monotonic() + self.plan.timeout
+        while _metric(self.operator.metrics_port, "modelserve_events_pending") != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("operator: Events still pending after the timeout")
+            time.sleep(0.2)
+
+    def _profile(self, phase: str) -> Profile | None:
+        if not self.plan.profile:
+            return None
+        output = REPO / "bench" / "results" / f"profile-{self.plan.n}-{phase}.txt"
+        return Profile(self.operator.proc.pid, output)
 
     def idle_latency(self) -> dict[str, Any]:
         """One ModelDeployment at a time, each after the previous one's children exist: no queueing."""
@@ -326,6 +352,7 @@ class OperatorRun:
         if self.ready.wait_done(self.plan.n + self.plan.probes, self.plan.timeout) is None:
             raise RuntimeError("operator: probe ModelDeployments did not become Ready")
         self.ready.stop()
+        self.wait_events_posted()
         return {**_summary(samples), "samples": len(samples)}
 
     def idle(self) -> dict[str, Any]:
@@ -348,10 +375,12 @@ class OperatorRun:
         start = audit_position(self.cluster.audit_log)
         started = time.monotonic()
         self.operator = OperatorProcess(self.cluster, self.plan.workers, self.plan.resync)
+        profile = self._profile("restart")
         deadline = time.monotonic() + self.plan.timeout
         while _reconciles(self.operator.metrics_port) < total and time.monotonic() < deadline:
             time.sleep(0.2)
         seconds = time.monotonic() - started
+        profiled = profile.stop() if profile else None
         current = sum(1 for md in self.list_mdeps(NAMESPACE)["items"] if _md_ready(md))
         counts = audit_requests(self.cluster.audit_log, start, OPERATOR_AGENTS)
         result = {
@@ -362,6 +391,7 @@ class OperatorRun:
             "status_writes": mutating(counts, {"modeldeployments"}),
             "requests": _requests(counts),
             "peak_rss_mib": round(self.operator.stats.peak_rss_mib(), 1),
+            **({"profile": profiled} if profiled else {}),
         }
         self.operator.stop()
         return result
@@ -407,6 +437,11 @@ def main() -> int:
     parser.add_argument("--sizes", help="comma-separated N values (overrides the mode's)")
     parser.add_argument("--workers", type=int, default=8, help="operator workers and floor concurrency")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the operator with py-spy during the burst and the restart (bench/results/profile-*)",
+    )
     args = parser.parse_args()
     sizes = (
         [int(s) for s in args.sizes.split(",")]
@@ -433,12 +468,13 @@ def main() -> int:
             # The 5-minute idle window of the full mode is spent once, at the largest N.
             idle = idle_seconds if n == sizes[-1] else min(idle_seconds, 60.0)
             probes = 50 if args.mode == "full" else 30
-            op = operator_phase(Plan(n, args.workers, timeout, idle, resync, probes))
+            op = operator_phase(Plan(n, args.workers, timeout, idle, resync, probes, args.profile))
             print(f"[bench] N={n}: operator ready in {op['seconds_to_ready']}s", flush=True)
             results["runs"].append({"n": n, "floor": floor, "operator": op})
     finally:
         delete_cluster()
-    out = REPO / "bench" / "results" / f"{args.mode}.json"
+    # Profiled runs are kept apart: py-spy's sampling costs a little CPU on the measured machine.
+    out = REPO / "bench" / "results" / f"{args.mode}{'-profile' if args.profile else ''}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"[bench] wrote {out}")
     if not args.no_docs:

@@ -73,6 +73,7 @@ class Controller:
         self.health = WatchHealth(settings.watch_stall_seconds)
         self._monitoring_crd = False
         self.events = EventRecorder(kube.post_event, on_dropped=metrics.EVENTS_DROPPED.inc)
+        metrics.EVENTS_PENDING.set_function(self.events.pending)
         self.reconciler = Reconciler(
             kube, settings, self.cache, lambda: self._monitoring_crd, record_event=self.events.record
         )

@@ -44,6 +44,12 @@ EVENTS_DROPPED: Final = Counter(
     registry=REGISTRY,
 )
 
+EVENTS_PENDING: Final = Gauge(
+    "modelserve_events_pending",
+    "Kubernetes Events recorded and not yet posted.",
+    registry=REGISTRY,
+)
+
 
 def count_request(verb: str, resource: str) -> None:
     API_REQUESTS.labels(verb=verb, resource=resource).inc()

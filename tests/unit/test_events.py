@@ -9,7 +9,7 @@ from modelserve.events import EventRecorder, PendingEvent
 MD = {"metadata": {"name": "echo", "namespace": "ml", "uid": "u-1", "resourceVersion": "7"}}
 
 
-def test_events_are_posted_in_order_by_the_recorders_thread() -> None:
+def test_one_model_deployments_events_are_posted_in_order_by_one_thread() -> None:
     posted: list[tuple[str, str]] = []
     threads: set[str] = set()
 
@@ -23,7 +23,8 @@ def test_events_are_posted_in_order_by_the_recorders_thread() -> None:
     recorder.record(MD, "Warning", "Unschedulable", "no node has the GPUs")
     recorder.stop()
     assert posted == [("Ready", "all replicas ready"), ("Unschedulable", "no node has the GPUs")]
-    assert threads == {"modelserve-events"}
+    assert len(threads) == 1 and threads.pop().startswith("modelserve-events-")
+    assert recorder.pending() == 0
 
 
 def test_event_refers_to_the_model_deployment_as_it_was_recorded() -> None:
@@ -47,14 +48,16 @@ def test_record_never_blocks_a_full_queue_drops_and_counts() -> None:
         release.wait(10)
         posted.append(event.message)
 
-    recorder = EventRecorder(slow_post, capacity=2, on_dropped=lambda: dropped.append(1))
+    recorder = EventRecorder(slow_post, posters=1, capacity=2, on_dropped=lambda: dropped.append(1))
     recorder.start()
     for i in range(6):  # one in the poster's hands, two queued, the rest dropped
         recorder.record(MD, "Normal", "Ready", f"m{i}")
     assert 3 <= len(dropped) <= 4
+    assert recorder.pending() == 6 - len(dropped)
     release.set()
     recorder.stop()
     assert posted[0] == "m0" and len(posted) + len(dropped) == 6
+    assert recorder.pending() == 0
 
 
 def test_a_failing_post_does_not_stop_the_ones_after_it() -> None:
@@ -71,3 +74,21 @@ def test_a_failing_post_does_not_stop_the_ones_after_it() -> None:
         recorder.record(MD, "Normal", "Ready", message)
     recorder.stop()
     assert posted == ["first", "last"]
+
+
+def test_events_of_many_model_deployments_spread_over_the_posters() -> None:
+    threads: dict[str, set[str]] = {}
+    lock = threading.Lock()
+
+    def post(event: PendingEvent) -> None:
+        with lock:
+            threads.setdefault(event.involved["name"], set()).add(threading.current_thread().name)
+
+    recorder = EventRecorder(post, posters=3)
+    recorder.start()
+    for i in range(60):
+        for reason in ("Ready", "Unschedulable"):
+            recorder.record({"metadata": {"name": f"m{i}", "namespace": "ml"}}, "Normal", reason, "")
+    recorder.stop()
+    assert all(len(names) == 1 for names in threads.values())  # per object: one thread, in order
+    assert len(set().union(*threads.values())) == 3

@@ -1,0 +1,99 @@
+"""Sampling profiles of the operator process with py-spy, summarised by function.
+
+py-spy attaches to the running operator (no restart, no code change) and samples every thread's
+stack; `--nonblocking` keeps it from pausing the process it measures. The raw output is kept in
+bench/results/ for flame graphs (`flamegraph.pl` or speedscope read it as collapsed stacks).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+SAMPLE_RATE = 100  # per second; py-spy's default, cheap enough to leave the numbers comparable
+FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
+
+
+class Profile:
+    """A py-spy recording of one process, from start() until stop()."""
+
+    def __init__(self, pid: int, output: Path) -> None:
+        executable = shutil.which("py-spy", path=str(Path(__file__).resolve().parents[1] / ".venv" / "bin"))
+        if executable is None:
+            raise RuntimeError("py-spy is missing: `make venv` installs it with the dev extras")
+        self.output = output
+        self.proc = subprocess.Popen(
+            [
+                executable,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(SAMPLE_RATE),
+                "--nonblocking",
+                "--threads",
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        _, stderr = self.proc.communicate(timeout=60)
+        if not self.output.exists():
+            raise RuntimeError(f"py-spy wrote no profile: {stderr.decode(errors='replace')[-500:]}")
+        return summarise(self.output.read_text())
+
+
+def _function(frame: str) -> str:
+    match = FRAME.match(frame.strip())
+    if match is None:
+        return frame.strip()
+    module = Path(match["file"]).name
+    return f"{match['function']} ({module})"
+
+
+def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
+    """Samples by thread group, and the functions with the most samples, inclusive and self.
+
+    Collapsed stacks: `thread;outermost;...;innermost count` per line. py-spy leaves out idle
+    threads (waiting on a lock, a socket or the event loop's selector), so the shares are of the time
+    threads were busy, about the operator's CPU time."""
+    inclusive: Counter[str] = Counter()
+    self_time: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        thread, *frames = stack.split(";")
+        # "thread (4242): reconcile_3" -> "reconcile": one line per pool, not per thread.
+        threads[re.sub(r"[-_]\d+$", "", re.sub(r"^thread \(\d+\): ", "", thread))] += count
+        functions = [_function(f) for f in frames]
+        for function in set(functions):
+            inclusive[function] += count
+        if functions:
+            self_time[functions[-1]] += count
+
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)] if total else []
+
+    return {
+        "samples": total,
+        "busy_thread_seconds": round(total / SAMPLE_RATE, 1),
+        "threads": share(threads),
+        "inclusive": share(inclusive),
+        "self": share(self_time),
+    }
