@@ -50,7 +50,12 @@ def _section(results: dict[str, Any], command: str) -> str:
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, Python "
         f"{machine['python']}; operator and floor both with {results['workers']} concurrent workers; "
-        "control plane, kwok, the operator and the harness share the machine.",
+        "control plane, kwok, the operator and the harness share the machine"
+        + (
+            f"; **{results['other_control_planes']} other control plane(s) were running**."
+            if results.get("other_control_planes")
+            else "; nothing else ran on it."
+        ),
         "",
         "| N | floor s | operator s | ratio | create-to-children during the burst p50 / p95 / p99 s "
         "| create-to-children on an idle cluster p50 / p95 / p99 s | API requests floor / operator "

@@ -429,6 +429,19 @@ def machine() -> dict[str, str]:
     }
 
 
+def other_control_planes() -> list[str]:
+    """kube-apiservers on this machine other than the benchmark's: they compete for its CPUs."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"kube-apiserver") and b"/clusters/modelserve-bench/" not in argv[0]:
+            found.append(argv[0].decode(errors="replace"))
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -450,12 +463,19 @@ def main() -> int:
     )
     idle_seconds, resync = (60.0, 20.0) if args.mode == "quick" else (300.0, 60.0)
     (REPO / "bench" / "results").mkdir(exist_ok=True)
+    if others := other_control_planes():
+        print(
+            f"[bench] warning: {len(others)} other control plane(s) running ({', '.join(others)}); "
+            "they share the CPUs: stop them (make cluster-down) for numbers worth comparing",
+            flush=True,
+        )
     command = " ".join(["bench/run.py", *sys.argv[1:]])
     results: dict[str, Any] = {
         "command": command,
         "mode": args.mode,
         "date": now_iso(),
         "machine": machine(),
+        "other_control_planes": len(other_control_planes()),
         "workers": args.workers,
         "runs": [],
     }
