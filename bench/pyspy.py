@@ -1,7 +1,10 @@
 """Sampling profiles of the operator process with py-spy, summarised by function.
 
 py-spy attaches to the running operator (no restart, no code change) and samples every thread's
-stack; `--nonblocking` keeps it from pausing the process it measures. The raw output is kept in
+stack; `--nonblocking` keeps it from pausing the process it measures, and `--gil` keeps only the
+thread holding the GIL, so samples are the operator's Python CPU time (a thread waiting for the API
+server or in the event loop's selector does not count; without the GIL filter, nonblocking sampling
+counts them as busy). The raw output is kept in
 bench/results/ for flame graphs (`flamegraph.pl` or speedscope read it as collapsed stacks).
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE_RATE = 100  # per second; py-spy's default, cheap enough to leave the numbers comparable
+OWN_CODE = "/operator/modelserve/"
 FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -36,7 +40,9 @@ class Profile:
                 "--rate",
                 str(SAMPLE_RATE),
                 "--nonblocking",
+                "--gil",
                 "--threads",
+                "--full-filenames",
                 "--format",
                 "raw",
                 "--output",
@@ -54,20 +60,20 @@ class Profile:
         return summarise(self.output.read_text())
 
 
-def _function(frame: str) -> str:
+def _function(frame: str) -> tuple[str, bool]:
+    """`function (file.py)` and whether the frame is the operator's own code."""
     match = FRAME.match(frame.strip())
     if match is None:
-        return frame.strip()
-    module = Path(match["file"]).name
-    return f"{match['function']} ({module})"
+        return frame.strip(), False
+    return f"{match['function']} ({Path(match['file']).name})", OWN_CODE in match["file"]
 
 
 def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
-    """Samples by thread group, and the functions with the most samples, inclusive and self.
+    """Samples by thread group; the functions with the most samples on top of the stack (self), and
+    the operator's own functions with the most anywhere in it (inclusive).
 
-    Collapsed stacks: `thread;outermost;...;innermost count` per line. py-spy leaves out idle
-    threads (waiting on a lock, a socket or the event loop's selector), so the shares are of the time
-    threads were busy, about the operator's CPU time."""
+    Collapsed stacks: `thread;outermost;...;innermost count` per line, only of the thread that
+    held the GIL: shares of the operator's Python CPU time."""
     inclusive: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     threads: Counter[str] = Counter()
@@ -82,17 +88,17 @@ def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
         # "thread (4242): reconcile_3" -> "reconcile": one line per pool, not per thread.
         threads[re.sub(r"[-_]\d+$", "", re.sub(r"^thread \(\d+\): ", "", thread))] += count
         functions = [_function(f) for f in frames]
-        for function in set(functions):
+        for function in {name for name, own in functions if own}:
             inclusive[function] += count
         if functions:
-            self_time[functions[-1]] += count
+            self_time[functions[-1][0]] += count
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)] if total else []
 
     return {
         "samples": total,
-        "busy_thread_seconds": round(total / SAMPLE_RATE, 1),
+        "gil_seconds": round(total / SAMPLE_RATE, 1),
         "threads": share(threads),
         "inclusive": share(inclusive),
         "self": share(self_time),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,11 @@ TARGETS = """\
 
 def _row(run: dict[str, Any]) -> str:
     floor, op = run["floor"], run["operator"]
-    ratio = op["seconds_to_ready"] / floor["seconds_to_ready"] if floor["seconds_to_ready"] else float("nan")
+    pairs = run.get("pairs") or [{"floor_s": floor["seconds_to_ready"], "operator_s": op["seconds_to_ready"]}]
+    ratios = [p["operator_s"] / p["floor_s"] for p in pairs]
+    ratio = f"{statistics.median(ratios):.2f}x"
+    if len(ratios) > 1:
+        ratio = f"**{ratio}** (median of {', '.join(f'{r:.2f}' for r in ratios)})"
     lat = op["create_to_children"]
     idle_lat = op.get("idle_create_to_children") or {
         "p50": float("nan"),
@@ -30,8 +35,10 @@ def _row(run: dict[str, Any]) -> str:
         "p99": float("nan"),
     }
     restart = op["restart"]
+    floor_times = " / ".join(f"{p['floor_s']:.1f}" for p in pairs)
+    operator_times = " / ".join(f"{p['operator_s']:.1f}" for p in pairs)
     return (
-        f"| {run['n']} | {floor['seconds_to_ready']:.1f} | {op['seconds_to_ready']:.1f} | {ratio:.2f}x "
+        f"| {run['n']} | {floor_times} | {operator_times} | {ratio} "
         f"| {lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} "
         f"| {idle_lat['p50']:.3f} / {idle_lat['p95']:.3f} / {idle_lat['p99']:.3f} "
         f"| {floor['requests_total']} / {op['requests_total']} "
@@ -84,9 +91,9 @@ def _profiles(results: dict[str, Any]) -> list[str]:
                 continue
             threads = ", ".join(f"{name} {share}%" for name, share in profile["threads"])
             lines += [
-                f"py-spy, N={run['n']}, {phase}: {profile['busy_thread_seconds']} busy thread-seconds; "
+                f"py-spy, N={run['n']}, {phase}: {profile['gil_seconds']} s holding the GIL; "
                 f"by thread: {threads}. Functions by share of samples (self: on top of the stack; "
-                "inclusive: anywhere in it):",
+                "inclusive: the operator's own functions, anywhere in the stack):",
                 "",
                 "| self | % | inclusive | % |",
                 "|---|---|---|---|",
