@@ -70,6 +70,8 @@ class Controller:
         self._bodies_lock = threading.Lock()
         self.failures: dict[Key, int] = {}
         self.ready: dict[Key, str] = {}
+        for value in ("True", "False"):  # this controller's counts start from zero, both exported
+            metrics.MODEL_DEPLOYMENTS.labels(ready=value).set(0)
         self.health = WatchHealth(settings.watch_stall_seconds)
         self._monitoring_crd = False
         self.events = EventRecorder(kube.post_event, on_dropped=metrics.EVENTS_DROPPED.inc)
@@ -120,8 +122,7 @@ class Controller:
             self.reconciler.forget(*key)
             self._progress_polls.pop(key, None)
             self.failures.pop(key, None)
-            self.ready.pop(key, None)
-            self._report_ready()
+            self._set_ready(key, None)
             return
         with self._bodies_lock:
             self.bodies[key] = slim(body)
@@ -180,8 +181,7 @@ class Controller:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels(result=outcome.result, reason=outcome.reason).inc()
         self.failures.pop(key, None)
-        self.ready[key] = "True" if outcome.result == "ready" else "False"
-        self._report_ready()
+        self._set_ready(key, "True" if outcome.result == "ready" else "False")
         if outcome.requeue_after is None:
             self._progress_polls.pop(key, None)
             return None
@@ -202,12 +202,16 @@ class Controller:
         )
         return delay
 
-    def _report_ready(self) -> None:
-        counts = {"True": 0, "False": 0}
-        for value in list(self.ready.values()):
-            counts[value] = counts.get(value, 0) + 1
-        for value, count in counts.items():
-            metrics.MODEL_DEPLOYMENTS.labels(ready=value).set(count)
+    def _set_ready(self, key: Key, value: str | None) -> None:
+        """Keeps the ModelDeployments-by-Ready gauge current in O(1) per reconcile."""
+        old = self.ready.pop(key, None)
+        if value is not None:
+            self.ready[key] = value
+        if old != value:
+            if old is not None:
+                metrics.MODEL_DEPLOYMENTS.labels(ready=old).dec()
+            if value is not None:
+                metrics.MODEL_DEPLOYMENTS.labels(ready=value).inc()
 
     # --- resync and health -------------------------------------------------------------------------
 

@@ -52,6 +52,24 @@ class EndlessBackoffs:
         return itertools.chain((1.0, 1.0, 2.0, 3.0, 5.0), itertools.repeat(WATCH_RETRY_CAP))
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff bases: we register only event handlers, which never read them.
+
+    kopf builds one for every event of every watched object by deep-copying the whole body
+    (managedFields and status included) to diff it against the last one; the py-spy profile of a
+    burst of 1,000 ModelDeployments put 18% of the operator's CPU in that copy. Nothing is stored,
+    so no annotation is ever written either."""
+
+    def build(self, *, body: kopf.Body, extra_fields: object = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     ours = settings_module.from_env()
@@ -61,6 +79,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.inactivity_timeout = 300
     settings.watching.server_timeout = 600
     settings.networking.error_backoffs = EndlessBackoffs()
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Start-up memory: the initial LISTs come in pages, and only our children are listed and
     # watched at all (the label filter on the handlers below is client-side only).
     settings.watching.chunk_size = LIST_CHUNK_SIZE

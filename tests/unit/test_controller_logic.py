@@ -337,3 +337,38 @@ def test_resync_keeps_a_body_that_arrived_during_the_list(monkeypatch: pytest.Mo
 
     assert controller.bodies[A]["metadata"]["resourceVersion"] == "40"
     assert A not in queue.forgotten
+
+
+def test_ready_gauge_follows_reconciles_and_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelserve import metrics
+
+    def gauge() -> dict[str, float]:
+        return {v: metrics.MODEL_DEPLOYMENTS.labels(ready=v)._value.get() for v in ("True", "False")}
+
+    controller, _ = make_controller()
+    assert gauge() == {"True": 0, "False": 0}
+    outcomes = {
+        A: [Outcome("progressing", "RollingOut"), Outcome("ready", "Ready"), Outcome("ready", "Ready")],
+        B: [Outcome("invalid", "InvalidSpec")],
+    }
+    monkeypatch.setattr(
+        controller.reconciler,
+        "reconcile",
+        lambda body: outcomes[(body["metadata"]["namespace"], body["metadata"]["name"])].pop(0),
+    )
+    controller.on_model_deployment("ADDED", md())
+    controller.on_model_deployment("ADDED", md("bert"))
+
+    async def process(key: Key) -> None:
+        await controller._process(key)
+
+    asyncio.run(process(A))
+    assert gauge() == {"True": 0, "False": 1}
+    asyncio.run(process(B))
+    asyncio.run(process(A))
+    asyncio.run(process(A))
+    assert gauge() == {"True": 1, "False": 1}
+    controller.on_model_deployment("DELETED", md())
+    assert gauge() == {"True": 0, "False": 1}
+    make_controller()  # a new controller (a restart in the same process) counts from zero
+    assert gauge() == {"True": 0, "False": 0}
