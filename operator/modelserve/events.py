@@ -20,7 +20,8 @@ from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CAPACITY: Final = 1000
+# A burst of 2,000 ModelDeployments turning Ready queued over 1,000 (the Ready waves come at the end).
+DEFAULT_CAPACITY: Final = 5000
 # Enough posters to keep up with a burst of thousands of ModelDeployments turning Ready, few enough
 # that Events never compete with the reconciles' own requests for the API server's attention.
 DEFAULT_POSTERS: Final = 3
