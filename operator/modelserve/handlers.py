@@ -6,7 +6,6 @@ environment variables (see settings.py), which `modelserve run` sets from its fl
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any, Final
 
 import kopf
 
-from modelserve import api, health, memory, metrics, naming
+from modelserve import api, health, metrics, naming
 from modelserve import settings as settings_module
 from modelserve.controller import Controller
 from modelserve.kube import Kube, load_api_client
@@ -90,9 +89,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     for group, version, plural in CHILD_RESOURCES:
         settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
-    if not memory.limit_arenas():
-        log.info("glibc malloc not found: malloc arenas and trimming left as they are")
-    memo["trim_task"] = asyncio.create_task(memory.trim_periodically(), name="modelserve-malloc-trim")
     kube = Kube(load_api_client(pool_size=ours.workers * 2), on_request=metrics.count_request)
     controller = Controller(kube, ours)
     await controller.discover()
@@ -110,9 +106,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    trim_task: asyncio.Task[None] | None = memo.get("trim_task")
-    if trim_task is not None:
-        trim_task.cancel()
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         await controller.stop()
