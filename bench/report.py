@@ -121,14 +121,18 @@ def write_report(latest: dict[str, Any] | None = None, command: str | None = Non
     intro = f"""# Benchmarks
 
 Produced by `bench/run.py` (`make bench`: N=100 and a 60 s idle window; `make bench-full`: N = 100,
-500, 1,000 and 2,000 with a 5-minute idle window). Every phase runs on a fresh local control plane
+500, 1,000 and 2,000, three alternating floor/operator pairs per N with the median ratio, and a
+5-minute idle window; `make bench-profile`: `make bench` with py-spy profiles of the operator).
+Every phase runs on a fresh local control plane
 (hack/cluster, genuine kube-apiserver, etcd, controller-manager and scheduler with kwok nodes) with
 an audit log of every request and no client QPS limits in the control-plane components, so the
 operator, not the controllers' throttles, is what is measured.
 
 - **floor**: the very children the operator would create (ConfigMap, Service, Deployment, rendered
   by the same pure builders) applied directly with server-side apply, as many at a time as the
-  operator has workers; time until every Deployment has a ready replica.
+  operator has workers; time until every Deployment has a ready replica. The harness watches the
+  same three kinds in both phases (create-to-children of the floor: from the start of an object's
+  applies to the watch delivering its last child).
 - **operator**: N ModelDeployments created, as many at a time; time until every one is Ready at its
   current generation. create-to-children: from the create response to the watch delivering the
   last of its three children, during the burst (includes queueing behind the other N) and on the
@@ -138,6 +142,7 @@ operator, not the controllers' throttles, is what is measured.
 - **idle**: nothing changes for the window, with resyncs every 20 s (quick) or 60 s (full).
 - **restart**: the operator stopped and started with N existing; time until it reconciled all of
   them (from its own metrics), child writes and status writes in that window (audit log).
+- **RSS, CPU**: the operator process's peak resident size (VmHWM) and CPU seconds, from /proc.
 
 Targets (issue 6):
 
