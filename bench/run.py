@@ -207,13 +207,16 @@ def _reconciles(port: int) -> float:
 
 
 class OperatorProcess:
-    def __init__(self, cluster: BenchCluster, workers: int, resync: float) -> None:
+    def __init__(
+        self, cluster: BenchCluster, workers: int, resync: float, wrapper: tuple[str, ...] = ()
+    ) -> None:
         self.metrics_port = _free_port()
         # The operator of this checkout, whatever the virtualenv's editable install points at.
         env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, PYTHONPATH=str(REPO / "operator"))
         self.log = open(REPO / "bench" / "results" / "operator.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
+                *wrapper,  # e.g. a memory profiler that runs the script it is given
                 str(REPO / ".venv" / "bin" / "modelserve"),
                 "run",
                 "--namespace",
@@ -259,6 +262,7 @@ class Plan:
     resync: float
     probes: int
     profile: bool = False
+    operator_wrapper: tuple[str, ...] = ()
 
 
 class OperatorRun:
@@ -268,7 +272,7 @@ class OperatorRun:
         self.plan = plan
         self.cluster = fresh_cluster()
         _create_namespace(self.cluster)
-        self.operator = OperatorProcess(self.cluster, plan.workers, plan.resync)
+        self.operator = OperatorProcess(self.cluster, plan.workers, plan.resync, plan.operator_wrapper)
         self.custom = client.CustomObjectsApi(api_client(self.cluster, "modelserve-bench-watch", 4))
         self.watches = ChildWatches(self.cluster)
         self.ready = Arrivals(self.list_mdeps, NAMESPACE, _md_ready)
