@@ -112,6 +112,7 @@ def write_report(latest: dict[str, Any] | None = None, command: str | None = Non
     for mode, command in (
         ("full", "make bench-full"),
         ("quick", "make bench"),
+        ("quick-2000", "bench/run.py --mode quick --sizes 2000"),  # kept by hand: the latest memory change
         ("full-profile", "bench/run.py --mode full --profile"),
         ("quick-profile", "make bench-profile"),
     ):
