@@ -228,6 +228,20 @@ def test_other_writers_scale_kept_image_reverted_deletion_recreated(cluster: Clu
         child(cluster, namespace, "configmap", "drift-tfserving")["metadata"]["labels"]["cost-center"] == "42"
     )
 
+    # Removing our managed-by label takes the child out of the operator's (label-selected) watch;
+    # that shows up as a DELETED event, and the label is put back long before the 5-minute resync.
+    cluster.kubectl("label", "-n", namespace, "configmap/drift-tfserving", "app.kubernetes.io/managed-by-")
+    wait_until(
+        lambda: (
+            child(cluster, namespace, "configmap", "drift-tfserving")["metadata"]["labels"].get(
+                "app.kubernetes.io/managed-by"
+            )
+            == "modelserve-operator"
+        ),
+        timeout=30,
+        what="the managed-by label to be put back",
+    )
+
 
 @pytest.mark.usefixtures("operator")
 def test_deleting_the_model_deployment_collects_every_child(cluster: Cluster, namespace: str) -> None:
