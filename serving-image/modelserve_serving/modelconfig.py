@@ -1,15 +1,28 @@
 """What the image needs to know from TF Serving's `models.config`: each model's name, base path,
-version policy and labels. Read with the stdlib parser in `textproto` (see there for why)."""
+version policy and labels.
+
+Parsed with protobuf's own text-format parser into TF Serving's generated `ModelServerConfig`
+(`tensorflow-serving-api`, installed into the image with `--no-deps`: its config protos need only
+`protobuf`, not TensorFlow), so the image reads exactly the text TF Serving reads, and refuses what
+TF Serving would refuse (unknown fields, two members of the policy oneof, bad syntax).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from .errors import UsageError
-from .textproto import Message, TextProtoError, parse
 
 LATEST, ALL, SPECIFIC = "latest", "all", "specific"
+
+
+class ModelConfigError(ValueError):
+    """The text is not a ModelServerConfig the image can serve from."""
 
 
 @dataclass(frozen=True)
@@ -34,47 +47,38 @@ class ModelConfig:
     labels: dict[str, int] = field(default_factory=dict)
 
 
-def _policy(config: Message) -> VersionPolicy:
-    policy = config.message("model_version_policy")
-    if policy is None:
-        # TF Serving's default: the single latest version.
-        return VersionPolicy(LATEST, 1)
-    given = [k for k in (LATEST, ALL, SPECIFIC) if k in policy.fields]
-    if len(given) != 1 or len(policy.fields) != 1:
-        raise TextProtoError("model_version_policy must hold exactly one of latest, all, specific")
-    kind = given[0]
-    body = policy.message(kind) or Message()
-    if kind == LATEST:
-        count = body.integer("num_versions", 1)
+def _policy(config: Any) -> VersionPolicy:
+    policy = config.model_version_policy
+    kind = policy.WhichOneof("policy_choice")
+    if kind is None or kind == LATEST:
+        # An absent policy, or `latest {}`, is TF Serving's default: the single latest version
+        # (num_versions 0 means 1 there).
+        count = policy.latest.num_versions or 1
         if count < 1:
-            raise TextProtoError("latest.num_versions must be at least 1")
+            raise ModelConfigError("latest.num_versions must be at least 1")
         return VersionPolicy(LATEST, count)
     if kind == SPECIFIC:
-        versions = tuple(body.integers("versions"))
+        versions = tuple(policy.specific.versions)
         if not versions:
-            raise TextProtoError("specific.versions must list at least one version")
+            raise ModelConfigError("specific.versions must list at least one version")
         return VersionPolicy(SPECIFIC, versions=versions)
     return VersionPolicy(ALL)
 
 
 def parse_models(text: str) -> list[ModelConfig]:
-    """Raises TextProtoError when the text is not a ModelServerConfig with a model_config_list."""
-    root = parse(text)
-    unknown = set(root.fields) - {"model_config_list"}
-    if unknown:
-        raise TextProtoError(f"unexpected top-level field(s): {', '.join(sorted(unknown))}")
-    lst = root.message("model_config_list")
-    if lst is None:
-        raise TextProtoError("no model_config_list")
+    """Raises ModelConfigError when the text is not a ModelServerConfig with a model_config_list."""
+    try:
+        message = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    except text_format.ParseError as exc:
+        raise ModelConfigError(str(exc)) from None
+    if message.WhichOneof("config") != "model_config_list":
+        raise ModelConfigError("no model_config_list")
     models = []
-    for config in lst.messages("config"):
-        name = config.string("name")
-        if not name:
-            raise TextProtoError("a model config has no name")
-        labels = {}
-        for entry in config.messages("version_labels"):
-            labels[entry.string("key")] = entry.integer("value")
-        models.append(ModelConfig(name, config.string("base_path"), _policy(config), labels))
+    for config in message.model_config_list.config:
+        if not config.name:
+            raise ModelConfigError("a model config has no name")
+        labels = {str(k): int(v) for k, v in config.version_labels.items()}
+        models.append(ModelConfig(config.name, config.base_path, _policy(config), labels))
     return models
 
 
@@ -86,5 +90,5 @@ def load(path: Path) -> list[ModelConfig]:
         raise UsageError(f"cannot read model config {path}: {exc.strerror or exc}") from None
     try:
         return parse_models(text)
-    except TextProtoError as exc:
+    except ModelConfigError as exc:
         raise UsageError(f"model config {path} is not a valid ModelServerConfig: {exc}") from None

@@ -1,7 +1,8 @@
 """TF Serving config text checked with protobuf's own text-format parser.
 
-- models.config: TF Serving's generated protos (tensorflow-serving-api), and the image's stdlib
-  reader (modelserve_serving.modelconfig) must read every sample the same way.
+- models.config: TF Serving's generated protos (tensorflow-serving-api). The image's reader
+  (modelserve_serving.modelconfig) parses with the same protos, installed without TensorFlow; it
+  must read every sample as TF Serving does and refuse what it cannot serve from.
 - monitoring.config and batching.config: no Python protos ship for them, so
   modelserve_serving/proto/modelserve_tfserving_checks.proto restates those messages (same package,
   names, numbers and types) and is compiled with grpcio-tools' protoc; protobuf's parser then refuses
@@ -19,7 +20,7 @@ from google.protobuf import text_format
 from modelserve import api
 from modelserve.builders import tfserving_config as tfc
 from modelserve_serving import modelconfig, protos
-from modelserve_serving.textproto import TextProtoError
+from modelserve_serving.modelconfig import ModelConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -116,10 +117,13 @@ def test_invalid_model_configs_are_refused_by_tf_serving_protos(text: str) -> No
         "model_config_list { config { model_version_policy { latest { num_versions: two } } } }",
         'model_config_list { config { name: "m" model_version_policy { all {} latest {} } } }',
         'modelconfig_list { config { name: "m" } }',
+        'model_config_list { config { base_path: "/models/m" } }',  # no name
+        'model_config_list { config { name: "m" model_version_policy { specific {} } } }',
+        "",  # no model_config_list
     ],
 )
 def test_invalid_model_configs_are_refused_by_the_image_reader(text: str) -> None:
-    with pytest.raises(TextProtoError):
+    with pytest.raises(ModelConfigError):
         modelconfig.parse_models(text)
 
 

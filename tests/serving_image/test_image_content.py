@@ -93,6 +93,18 @@ def test_lock_pins_every_serving_requirement_with_hashes() -> None:
     assert all("--hash=sha256:" in block for block in blocks)
 
 
+def test_tf_serving_protos_are_locked_at_the_base_release_and_installed_without_dependencies() -> None:
+    lock = (IMAGE_DIR / "requirements-protos.txt").read_text()
+    pins = dict(re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+) \\$", lock))
+    assert pins == {"tensorflow-serving-api": tf_serving_version()}
+    assert "--hash=sha256:" in lock
+    joined = DOCKERFILE.replace("\\\n", " ").splitlines()
+    installs = [line for line in joined if "requirements-protos.txt" in line]
+    assert any("--no-deps" in line and "--require-hashes" in line for line in installs), installs
+    # What those protos need at run time is in the main lock.
+    assert "protobuf" in {r.name for r in extra("serving")}
+
+
 def third_party_imports() -> set[str]:
     stdlib = set(sys.stdlib_module_names)
     found = set()
@@ -111,7 +123,9 @@ def third_party_imports() -> set[str]:
 
 def test_image_code_imports_only_the_contract_and_locked_packages() -> None:
     # modelserve (the operator) is installed without its dependencies: only its stdlib contract.
-    assert third_party_imports() == {"modelserve", "fsspec", "s3fs", "gcsfs", "requests"}
+    assert third_party_imports() == {
+        "modelserve", "fsspec", "s3fs", "gcsfs", "requests", "google", "tensorflow_serving"
+    }
 
 
 def test_commands_run_without_the_operators_dependencies() -> None:
@@ -139,5 +153,5 @@ print("ok")
 def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
     ignore = (IMAGE_DIR / "Dockerfile.dockerignore").read_text()
     for copied in ("pyproject.toml", "README.md", "operator/modelserve", "serving-image/requirements.txt",
-                   "serving-image/modelserve_serving"):
+                   "serving-image/requirements-protos.txt", "serving-image/modelserve_serving"):
         assert f"!{copied}" in ignore
