@@ -65,3 +65,5 @@ RUN_AS_GROUP: Final = 1000
 # Storage URI schemes the fetcher understands. `pvc://<claim>/<path>` is mounted, not copied.
 STORAGE_SCHEMES: Final = ("gs", "s3", "http", "https", "pvc")
 PVC_MOUNT_DIR: Final = "/mnt/models"
+# An http(s) storageUri is downloaded as an archive of one of these kinds (by suffix, any case).
+ARCHIVE_SUFFIXES: Final = (".tar.gz", ".tgz", ".tar", ".zip")

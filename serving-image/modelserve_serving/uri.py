@@ -10,7 +10,7 @@ from modelserve import contract
 
 from .errors import UsageError
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+ARCHIVE_SUFFIXES = contract.ARCHIVE_SUFFIXES
 
 
 @dataclass(frozen=True)

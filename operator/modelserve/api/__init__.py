@@ -141,6 +141,9 @@ from modelserve.api.resource import (
     parse as parse,
 )
 from modelserve.api.workload import (
+    GPU_RESOURCE_PREFIXES as GPU_RESOURCE_PREFIXES,
+)
+from modelserve.api.workload import (
     Autoscaling as Autoscaling,
 )
 from modelserve.api.workload import (

@@ -29,7 +29,10 @@ QUALIFIED_NAME = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # optional DNS prefix
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
-DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# Prometheus' duration syntax (the ServiceMonitor CRD refuses anything else: no fractions, units in
+# this order), restricted to the units Go's time.ParseDuration (CEL duration()) also reads.
+# Fields using it set min_length=1: the pattern alone matches the empty string.
+DURATION = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
 QUANTITY = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"  # number
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"  # suffix
@@ -60,6 +63,11 @@ RESERVED_FLAGS: Final = (
     "model_base_path",
     "enable_model_warmup",
 )
+
+
+def cel_string(value: str) -> str:
+    """A CEL single-quoted string literal of `value` (regular expressions keep their backslashes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field
 
+from modelserve import contract
 from modelserve.api.base import (
     DNS_SUBDOMAIN,
     ENV_NAME,
@@ -17,7 +18,16 @@ from modelserve.api.base import (
     VERSION_LABEL,
     _Model,
     cel,
+    cel_string,
     rules,
+)
+
+# The fetcher downloads an http(s) URL as an archive and tells the kind by its suffix (any case), in
+# the path before a query string or fragment (presigned URLs).
+HTTP_ARCHIVE: Final = (
+    r"^https?://[^?#]*\.(?i:"
+    + "|".join(s.lstrip(".").replace(".", r"\.") for s in contract.ARCHIVE_SUFFIXES)
+    + r")([?#].*)?$"
 )
 
 # --- model -----------------------------------------------------------------------------------------
@@ -37,8 +47,20 @@ class AllPolicy(_Model):
 class SpecificPolicy(_Model):
     """Serve exactly the listed versions."""
 
-    versions: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=64)]
-    """Version numbers to serve: the names of numbered folders under storageUri (at most 64)."""
+    versions: Annotated[
+        list[Annotated[int, Field(ge=0)]],
+        Field(
+            min_length=1,
+            max_length=64,
+            json_schema_extra=rules(
+                cel(
+                    "self.all(v, self.exists_one(w, w == v))",
+                    "versionPolicy.specific.versions may list each version only once",
+                )
+            ),
+        ),
+    ]
+    """Version numbers to serve, each once: the names of numbered folders under storageUri (at most 64)."""
 
 
 class VersionPolicy(_Model):
@@ -75,6 +97,15 @@ class ModelSource(_Model):
                 "self.versionLabels.all(k, self.versionLabels[k] in self.versionPolicy.specific.versions)",
                 "every version in versionLabels must be listed in versionPolicy.specific.versions",
                 field_path=".versionLabels",
+            ),
+            cel(
+                "!self.storageUri.matches('^https?://') || self.storageUri.matches("
+                + cel_string(HTTP_ARCHIVE)
+                + ")",
+                "an http(s) storageUri must name an archive ending in "
+                + ", ".join(contract.ARCHIVE_SUFFIXES)
+                + " (a query string may follow)",
+                field_path=".storageUri",
             ),
             cel(
                 "!has(self.credentialsSecret) || !self.storageUri.startsWith('pvc://')",
@@ -135,6 +166,14 @@ class Batching(_Model):
                 "allowedBatchSizes may not exceed maxBatchSize",
                 field_path=".allowedBatchSizes",
             ),
+            # TF Serving refuses to start otherwise ("allowed_batch_sizes entries must be monotonically
+            # increasing"): a crash loop on every replica.
+            cel(
+                "!has(self.allowedBatchSizes) || (self.allowedBatchSizes.isSorted() && "
+                "self.allowedBatchSizes.all(s, self.allowedBatchSizes.exists_one(t, t == s)))",
+                "allowedBatchSizes must be strictly increasing, for example [8, 16, 32]",
+                field_path=".allowedBatchSizes",
+            ),
         )
     )
 
@@ -150,7 +189,7 @@ class Batching(_Model):
     allowed_batch_sizes: Annotated[
         list[Annotated[int, Field(ge=1, le=65536)]] | None, Field(min_length=1, max_length=32)
     ] = None
-    """Batch sizes to pad to, increasing; the last must equal maxBatchSize."""
+    """Batch sizes to pad to, strictly increasing; the last must equal maxBatchSize."""
     pad_variable_length_inputs: bool = False
     """Pad inputs of different lengths so they can be batched."""
 

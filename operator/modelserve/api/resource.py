@@ -33,6 +33,15 @@ class ModelDeploymentSpec(_Model):
                 "with autoscaling the HPA owns the replica count",
                 field_path=".replicas",
             ),
+            # spec.gpu is the one place a GPU count is stated (the prefixes of the known device
+            # plugins are refused in spec.resources itself; this covers a custom resourceName).
+            cel(
+                "!has(self.gpu) || !has(self.resources) || "
+                "((!has(self.resources.requests) || !(self.gpu.resourceName in self.resources.requests)) && "
+                "(!has(self.resources.limits) || !(self.gpu.resourceName in self.resources.limits)))",
+                "spec.resources may not name spec.gpu.resourceName: spec.gpu.count is the GPU count",
+                field_path=".resources",
+            ),
         )
     )
 

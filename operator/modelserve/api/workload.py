@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field
 
@@ -17,6 +17,7 @@ from modelserve.api.base import (
     QUANTITY,
     _Model,
     cel,
+    cel_string,
     rules,
 )
 
@@ -69,14 +70,35 @@ Quantity = Annotated[
 ]
 ResourceName = Annotated[str, Field(max_length=253)]
 
+# Extended resources of the GPU device plugins (NVIDIA whole GPUs, time-sliced `nvidia.com/gpu.shared`
+# and MIG slices, AMD, Intel). spec.gpu is the one place a GPU count is stated: the same resource in
+# spec.resources would be a second count, and a copy of it on another container reserves GPUs twice.
+GPU_RESOURCE_PREFIXES: Final = ("nvidia.com/gpu", "nvidia.com/mig-", "amd.com/gpu", "gpu.intel.com/")
+_NOT_GPU = "self.all(k, !(" + " || ".join(f"k.startsWith('{p}')" for p in GPU_RESOURCE_PREFIXES) + "))"
+
+
+def _no_gpu_rule(field: str) -> dict[str, Any]:
+    return rules(
+        cel(
+            _NOT_GPU,
+            f"resources.{field} may not name a GPU resource ("
+            + ", ".join(p + ("*" if p.endswith(("-", "/")) else "") for p in GPU_RESOURCE_PREFIXES)
+            + "): set GPUs in spec.gpu (count, resourceName, migProfile)",
+        )
+    )
+
 
 class Resources(_Model):
     """CPU and memory of the serving container (GPUs go in spec.gpu)."""
 
-    requests: Annotated[dict[ResourceName, Quantity] | None, Field(max_length=16)] = None
-    """Requested resources, for example {cpu: 500m, memory: 1Gi}."""
-    limits: Annotated[dict[ResourceName, Quantity] | None, Field(max_length=16)] = None
-    """Resource limits."""
+    requests: Annotated[
+        dict[ResourceName, Quantity] | None, Field(max_length=16, json_schema_extra=_no_gpu_rule("requests"))
+    ] = None
+    """Requested resources, for example {cpu: 500m, memory: 1Gi}. No GPU resources: see spec.gpu."""
+    limits: Annotated[
+        dict[ResourceName, Quantity] | None, Field(max_length=16, json_schema_extra=_no_gpu_rule("limits"))
+    ] = None
+    """Resource limits. No GPU resources: see spec.gpu."""
 
 
 class Gpu(_Model):
@@ -140,26 +162,42 @@ class Scheduling(_Model):
 # --- monitoring and service ------------------------------------------------------------------------
 
 
+def _duration_ok(field: str) -> str:
+    return f"(has(self.{field}) && self.{field} != '' && self.{field}.matches({cel_string(DURATION)}))"
+
+
 class Monitoring(_Model):
     """A Prometheus Operator ServiceMonitor scraping TF Serving's metrics."""
 
+    # Each rule first checks the pattern: CEL rules run even when a pattern already failed, and
+    # duration() of "30" is an internal type conversion error rather than a message.
     model_config = ConfigDict(
         json_schema_extra=rules(
             cel(
-                "!has(self.scrapeTimeout) || !has(self.interval) || "
+                f"!{_duration_ok('interval')} || duration(self.interval) > duration('0s')",
+                "monitoring.interval must be longer than 0s",
+                field_path=".interval",
+            ),
+            cel(
+                f"!{_duration_ok('scrapeTimeout')} || duration(self.scrapeTimeout) > duration('0s')",
+                "monitoring.scrapeTimeout must be longer than 0s",
+                field_path=".scrapeTimeout",
+            ),
+            cel(
+                f"!{_duration_ok('scrapeTimeout')} || !{_duration_ok('interval')} || "
                 "duration(self.scrapeTimeout) <= duration(self.interval)",
                 # Name the default: setting only `interval: 5s` trips over scrapeTimeout's 10s default.
                 "monitoring.scrapeTimeout (default 10s) must not exceed monitoring.interval",
                 field_path=".scrapeTimeout",
-            )
+            ),
         )
     )
 
     enabled: bool = False
     """Create a ServiceMonitor (needs the Prometheus Operator's CRD)."""
-    interval: Annotated[str, Field(max_length=16, pattern=DURATION)] = "30s"
-    """Scrape interval."""
-    scrape_timeout: Annotated[str, Field(max_length=16, pattern=DURATION)] = "10s"
+    interval: Annotated[str, Field(min_length=1, max_length=16, pattern=DURATION)] = "30s"
+    """Scrape interval, a Prometheus duration such as 30s or 1m30s (units h, m, s, ms in that order)."""
+    scrape_timeout: Annotated[str, Field(min_length=1, max_length=16, pattern=DURATION)] = "10s"
     """Scrape timeout; at most interval."""
     labels: Annotated[
         dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=63)]] | None,

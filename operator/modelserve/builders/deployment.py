@@ -92,10 +92,11 @@ def pod_security_context() -> dict[str, Any]:
 
 
 def resources(md: api.ModelDeployment, *, with_gpu: bool = True) -> dict[str, Any]:
-    """spec.resources (or the default requests), plus the GPU resource in requests and limits."""
+    """spec.resources (or the default requests) without any GPU resource, plus, with_gpu, spec.gpu's
+    resource in requests and limits: spec.gpu is the only GPU count that reaches a pod."""
     spec = md.spec.resources
-    requests = dict(spec.requests or {}) if spec is not None else dict(DEFAULT_REQUESTS)
-    limits = dict(spec.limits or {}) if spec is not None else {}
+    requests = gpu.without_gpus(md, spec.requests) if spec is not None else dict(DEFAULT_REQUESTS)
+    limits = gpu.without_gpus(md, spec.limits) if spec is not None else {}
     if with_gpu:
         gpus = gpu.gpu_resources(md)
         requests.update(gpus)
@@ -179,8 +180,9 @@ def fetch_container(md: api.ModelDeployment, settings: Settings) -> dict[str, An
         "command": [contract.EXECUTABLE, contract.CMD_FETCH],
         "env": env,
         "volumeMounts": mounts,
-        # CPU and memory like the server (archives are unpacked here) but no GPU: an init container's
-        # requests do not add to the pod's, so this costs nothing at scheduling.
+        # CPU and memory like the server (archives are unpacked here), never a GPU: a pod's effective
+        # request is max(largest init container, sum of the app containers), so a GPU here would be
+        # reserved on top of the server's whenever it asks for more. Equal CPU and memory cost nothing.
         "resources": resources(md, with_gpu=False),
         "securityContext": container_security_context(),
         "terminationMessagePath": contract.TERMINATION_MESSAGE_PATH,

@@ -22,6 +22,18 @@ def gpu_resources(md: api.ModelDeployment) -> dict[str, str]:
     return {gpu_resource_name(gpu): str(gpu.count)}
 
 
+def is_gpu_resource(md: api.ModelDeployment, resource: str) -> bool:
+    """Whether `resource` counts GPUs: a known device plugin's or spec.gpu's own resourceName."""
+    own = gpu_resource_name(md.spec.gpu) if md.spec.gpu is not None else None
+    return resource == own or resource.startswith(api.GPU_RESOURCE_PREFIXES)
+
+
+def without_gpus(md: api.ModelDeployment, quantities: dict[str, str] | None) -> dict[str, str]:
+    """`quantities` minus every GPU resource. The CRD already refuses GPUs in spec.resources; this
+    keeps a spec stored under an older CRD from reserving GPUs twice."""
+    return {k: v for k, v in (quantities or {}).items() if not is_gpu_resource(md, k)}
+
+
 def gpu_node_selector(md: api.ModelDeployment) -> dict[str, str]:
     """Pins the pods to nodes of the requested product (label from GPU feature discovery)."""
     gpu = md.spec.gpu

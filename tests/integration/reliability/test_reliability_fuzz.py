@@ -117,7 +117,8 @@ def serving_fields(draw: st.DrawFn) -> JSON:
         size = draw(st.integers(1, 64))
         serving["batching"] = {"maxBatchSize": size, "batchTimeoutMicros": draw(st.integers(0, 10_000_000))}
         if draw(st.booleans()):
-            smaller = sorted(draw(st.sets(st.integers(1, size), max_size=8)))
+            # Strictly increasing, as the CRD requires (TF Serving refuses anything else).
+            smaller = sorted(draw(st.sets(st.integers(1, size - 1), max_size=8))) if size > 1 else []
             serving["batching"]["allowedBatchSizes"] = [*smaller, size]
     if draw(st.booleans()):
         serving["warmup"] = True
