@@ -14,8 +14,10 @@ from typing import Any
 
 from kubernetes import watch
 
+from modelserve import builders
+
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
-CHILD_RESOURCES = {"configmaps", "services", "deployments", "horizontalpodautoscalers", "servicemonitors"}
+CHILD_RESOURCES = {k.plural for k in builders.CHILD_KINDS}
 
 
 class Arrivals:

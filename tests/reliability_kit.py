@@ -27,8 +27,14 @@ from typing import Any
 import yaml
 
 from kit import CLUSTER_SCRIPT, CRD_DIR, Cluster, wait_until
+from modelserve import builders
 
-CHILD_KINDS = "configmaps,services,deployments,horizontalpodautoscalers,networkpolicies"
+# Every child kind but ServiceMonitor (the fault cluster has no Prometheus Operator CRDs).
+CHILD_KINDS = ",".join(
+    f"{k.plural}.{k.group}" if k.group else k.plural
+    for k in builders.CHILD_KINDS
+    if k.kind != "ServiceMonitor"
+)
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=modelserve-operator"
 
 

@@ -25,6 +25,23 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, help="port of /metrics (0: off)")
     parser.add_argument("--health-port", type=int, help="port of /healthz (0: off)")
     parser.add_argument("--json-logs", action="store_true", default=None, help="log JSON lines")
+    election = parser.add_argument_group("leader election (coordination.k8s.io/v1 Lease)")
+    election.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write only while holding the Lease; standbys keep watching (default: on)",
+    )
+    election.add_argument("--lease-name", help="name of the Lease (default modelserve-operator)")
+    election.add_argument(
+        "--lease-namespace", help="namespace of the Lease (default: POD_NAMESPACE, else the first -n)"
+    )
+    election.add_argument("--lease-duration-seconds", type=float, help="standbys wait this long (15)")
+    election.add_argument(
+        "--renew-deadline-seconds", type=float, help="a leader stops writing after this long unrenewed (10)"
+    )
+    election.add_argument("--retry-period-seconds", type=float, help="renew/acquire attempts this often (2)")
+    election.add_argument("--identity", help="this replica's name in the Lease (default: POD_NAME)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -38,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
         "health_port": args.health_port,
         "json_logs": args.json_logs,
         "namespaces": tuple(args.namespace) or None,
+        "leader_election": args.leader_election,
+        "lease_name": args.lease_name,
+        "lease_namespace": args.lease_namespace,
+        "lease_duration_seconds": args.lease_duration_seconds,
+        "renew_deadline_seconds": args.renew_deadline_seconds,
+        "retry_period_seconds": args.retry_period_seconds,
+        "identity": args.identity,
     }
     try:
         settings = settings_module.from_env(**overrides)
@@ -56,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     import modelserve.handlers  # noqa: F401  (registers the handlers)
 
     kopf.run(
-        standalone=True,  # one replica (Recreate strategy); kopf peering is not leader election
+        # kopf's peering is not leader election (equal peers all pause); ours is a Lease (leader.py).
+        standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
     )

@@ -11,15 +11,15 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from modelserve import metrics
+from modelserve import leader, metrics
 from modelserve.events import EventRecorder
-from modelserve.kube import Kube, KubeError, Transient
-from modelserve.reconcile import ChildCache, Key, Reconciler, slim
+from modelserve.kube import Kube, KubeError, NotLeader, Transient
+from modelserve.leader import LeaderElector
+from modelserve.reconcile import ChildCache, Reconciler, slim
+from modelserve.records import Key, Record, Records
 from modelserve.settings import Settings
 from modelserve.workqueue import WorkQueue
 
@@ -28,31 +28,31 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 
 
-@dataclass
 class WatchHealth:
     """Detects a watch that silently stopped delivering: the resync LIST sees a newer object than any
-    event did, for longer than the allowed stall."""
+    event did, for longer than the allowed stall. Its state lives in the records."""
 
-    stall_seconds: float
-    seen_rv: dict[Key, str] = field(default_factory=dict)
-    lagging_since: dict[Key, float] = field(default_factory=dict)
+    def __init__(self, stall_seconds: float, records: Records) -> None:
+        self.stall_seconds = stall_seconds
+        self.records = records
 
-    def on_event(self, key: Key, rv: str) -> None:
-        self.seen_rv[key] = rv
-        self.lagging_since.pop(key, None)
+    def on_event(self, record: Record, rv: str) -> None:
+        record.seen_rv = rv
+        record.lagging_since = None
 
     def on_list(self, listed: dict[Key, str], now: float) -> None:
-        for key, rv in listed.items():
-            if self.seen_rv.get(key) == rv:
-                self.lagging_since.pop(key, None)
-            else:
-                self.lagging_since.setdefault(key, now)
-        for key in list(self.lagging_since):
-            if key not in listed:
-                self.lagging_since.pop(key, None)
+        for key, record in self.records.items():
+            rv = listed.get(key)
+            if rv is None or record.seen_rv == rv:
+                record.lagging_since = None
+            elif record.lagging_since is None:
+                record.lagging_since = now
+
+    def lagging(self) -> dict[Key, float]:
+        return {k: r.lagging_since for k, r in self.records.items() if r.lagging_since is not None}
 
     def problem(self, now: float) -> str | None:
-        stalled = [k for k, since in self.lagging_since.items() if now - since > self.stall_seconds]
+        stalled = [k for k, since in self.lagging().items() if now - since > self.stall_seconds]
         if stalled:
             ns, name = stalled[0]
             return (
@@ -62,22 +62,25 @@ class WatchHealth:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings, identity: str = "") -> None:
         self.kube = kube
         self.settings = settings
         self.cache = ChildCache()
-        self.bodies: dict[Key, dict[str, Any]] = {}
-        self._bodies_lock = threading.Lock()
-        self.failures: dict[Key, int] = {}
-        self.ready: dict[Key, str] = {}
+        # Everything per ModelDeployment, in one place with one forget (records.py).
+        self.records = Records()
         for value in ("True", "False"):  # this controller's counts start from zero, both exported
             metrics.MODEL_DEPLOYMENTS.labels(ready=value).set(0)
-        self.health = WatchHealth(settings.watch_stall_seconds)
+        self.health = WatchHealth(settings.watch_stall_seconds, self.records)
         self._monitoring_crd = False
         self.events = EventRecorder(kube.post_event, on_dropped=metrics.EVENTS_DROPPED.inc)
         metrics.EVENTS_PENDING.set_function(self.events.pending)
         self.reconciler = Reconciler(
-            kube, settings, self.cache, lambda: self._monitoring_crd, record_event=self.events.record
+            kube,
+            settings,
+            self.cache,
+            lambda: self._monitoring_crd,
+            record_event=self.events.record,
+            records=self.records,
         )
         self.queue: WorkQueue[Key] = WorkQueue(
             self._process, workers=settings.workers, on_depth=metrics.QUEUE_DEPTH.set
@@ -88,7 +91,26 @@ class Controller:
         self._threads = concurrent.futures.ThreadPoolExecutor(
             settings.workers, thread_name_prefix="reconcile"
         )
-        self._progress_polls: dict[Key, int] = {}
+        # With leader election the queue stays held (keys collect, nothing is reconciled) until this
+        # replica holds the Lease; every write is fenced on it in kube.py.
+        self.elector: LeaderElector | None = None
+        if settings.leader_election:
+            self.elector = LeaderElector(
+                kube,
+                namespace=leader.lease_namespace(settings),
+                name=settings.lease_name,
+                identity=identity or leader.identity(settings),
+                timing=leader.Timing.of(settings),
+                on_started=self._started_leading,
+                on_stopped=self._stopped_leading,
+            )
+            kube.may_write = self.elector.may_write
+            self.queue.hold()
+        else:
+            metrics.LEADER.set(1)
+        metrics.track_store("records", self.records.__len__)
+        metrics.track_store("children", self.cache.__len__)
+        metrics.track_store("queue", self.queue.tracked)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -101,12 +123,16 @@ class Controller:
     def start(self) -> None:
         self.events.start()
         self.queue.start()
+        if self.elector is not None:
+            self.elector.start()
         self._resync_task = asyncio.create_task(self._resync_loop(), name="modelserve-resync")
 
     async def stop(self) -> None:
         if self._resync_task:
             self._resync_task.cancel()
         await self.queue.stop()
+        if self.elector is not None:
+            await self.elector.stop()
         self._threads.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.events.stop)
 
@@ -116,23 +142,26 @@ class Controller:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if event_type == "DELETED":
-            with self._bodies_lock:
-                self.bodies.pop(key, None)
-            self.queue.forget(key)
-            self.reconciler.forget(*key)
-            self._progress_polls.pop(key, None)
-            self.failures.pop(key, None)
-            self._set_ready(key, None)
+            self.forget(key)
             return
-        with self._bodies_lock:
-            self.bodies[key] = slim(body)
-        self.health.on_event(key, str(meta.get("resourceVersion", "")))
+        record = self.records.ensure(key)
+        record.body = slim(body)
+        self.health.on_event(record, str(meta.get("resourceVersion", "")))
         self.queue.add(key)
+
+    def forget(self, key: Key) -> None:
+        """Everything known about a ModelDeployment goes, in one step (its children's cache entries
+        go with their own DELETED events)."""
+        record = self.records.forget(key)
+        self.queue.forget(key)
+        if record is not None and record.ready is not None:
+            metrics.MODEL_DEPLOYMENTS.labels(ready=record.ready).dec()
 
     def on_child(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
+        kind = body.get("kind", "")
         if event_type == "DELETED":
-            self.cache.forget(body.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+            self.cache.forget(kind, meta.get("namespace", ""), meta.get("name", ""))
         else:
             self.cache.put(body)
         owner = next(
@@ -144,7 +173,11 @@ class Controller:
             None,
         )
         if owner:
-            self.queue.add((meta.get("namespace", ""), owner))
+            key = (meta.get("namespace", ""), owner)
+            record = self.records.get(key)
+            if record is not None:
+                record.absent.discard(kind)
+            self.queue.add(key)
 
     def on_monitoring_crd(self, installed: bool) -> None:
         if installed == self._monitoring_crd:
@@ -153,47 +186,61 @@ class Controller:
         self._monitoring_crd = installed
         self.enqueue_all()
 
+    @property
+    def role(self) -> str:
+        return "leader" if self.elector is None else self.elector.role
+
+    def _started_leading(self) -> None:
+        # The caches are warm (the watches ran all along): reconcile everything known, no LIST.
+        self.queue.release()
+        self.enqueue_all()
+
+    def _stopped_leading(self) -> None:
+        self.queue.hold()
+
     def enqueue_all(self) -> None:
-        with self._bodies_lock:
-            keys = list(self.bodies)
-        for key in keys:
+        for key in self.records:
             self.queue.add(key)
 
     # --- processing --------------------------------------------------------------------------------
 
     async def _process(self, key: Key) -> float | None:
-        with self._bodies_lock:
-            body = self.bodies.get(key)
-        if body is None:
+        record = self.records.get(key)
+        body = record.body if record is not None else None
+        if record is None or body is None:
             return None
         started = time.monotonic()
         try:
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(self._threads, self.reconciler.reconcile, body)
+            outcome = await loop.run_in_executor(self._threads, self.reconciler.reconcile, body, record)
+        except NotLeader as exc:
+            # The lease was lost mid-reconcile: the key waits in the held queue for the next term.
+            log.info("reconcile of %s/%s stopped: %s", *key, exc.message)
+            return None
         except Transient as exc:
-            return self._retry(key, "Transient", f"{exc.status} {exc.reason}: {exc.message}")
+            return self._retry(record, key, "Transient", f"{exc.status} {exc.reason}: {exc.message}")
         except KubeError as exc:
-            return self._retry(key, "APIError", f"{exc.status} {exc.reason}: {exc.message}")
+            return self._retry(record, key, "APIError", f"{exc.status} {exc.reason}: {exc.message}")
         except Exception as exc:
             log.exception("reconcile of %s/%s failed", *key)
-            return self._retry(key, "Error", repr(exc))
+            return self._retry(record, key, "Error", repr(exc))
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         metrics.RECONCILES.labels(result=outcome.result, reason=outcome.reason).inc()
-        self.failures.pop(key, None)
-        self._set_ready(key, "True" if outcome.result == "ready" else "False")
+        record.failures = 0
+        self._set_ready(key, record, "True" if outcome.result == "ready" else "False")
         if outcome.requeue_after is None:
-            self._progress_polls.pop(key, None)
+            record.progress_polls = 0
             return None
         # Polls for pod-level trouble back off (5 s, 10 s, ... 60 s): a slow rollout of many objects
         # must not flood the queue.
-        polls = self._progress_polls.get(key, 0)
-        self._progress_polls[key] = polls + 1
+        polls = record.progress_polls
+        record.progress_polls = polls + 1
         return float(min(MAX_BACKOFF, outcome.requeue_after * 2 ** min(polls, 6)))
 
-    def _retry(self, key: Key, reason: str, message: str) -> float:
-        attempts = self.failures.get(key, 0) + 1
-        self.failures[key] = attempts
+    def _retry(self, record: Record, key: Key, reason: str, message: str) -> float:
+        attempts = record.failures + 1
+        record.failures = attempts
         delay = min(MAX_BACKOFF, self.settings.retry_delay_seconds * float(2 ** min(attempts - 1, 10)))
         delay *= random.uniform(0.8, 1.2)  # spread retries of many objects after an API outage
         metrics.RECONCILES.labels(result="error", reason=reason).inc()
@@ -202,16 +249,15 @@ class Controller:
         )
         return delay
 
-    def _set_ready(self, key: Key, value: str | None) -> None:
+    def _set_ready(self, key: Key, record: Record, value: str) -> None:
         """Keeps the ModelDeployments-by-Ready gauge current in O(1) per reconcile."""
-        old = self.ready.pop(key, None)
-        if value is not None:
-            self.ready[key] = value
+        if self.records.get(key) is not record:
+            return  # forgotten while it was reconciled: it no longer counts
+        old, record.ready = record.ready, value
         if old != value:
             if old is not None:
                 metrics.MODEL_DEPLOYMENTS.labels(ready=old).dec()
-            if value is not None:
-                metrics.MODEL_DEPLOYMENTS.labels(ready=value).inc()
+            metrics.MODEL_DEPLOYMENTS.labels(ready=value).inc()
 
     # --- resync and health -------------------------------------------------------------------------
 
@@ -229,20 +275,19 @@ class Controller:
         """Re-reads every ModelDeployment with one LIST (independent of the watch) and enqueues each."""
         namespaces = self.settings.namespaces or (None,)
         listed: dict[Key, str] = {}
-        with self._bodies_lock:
-            known = dict(self.bodies)
+        known = {key: record.body for key, record in self.records.items()}
         for ns in namespaces:
             items = await asyncio.to_thread(self.kube.list, "ModelDeployment", ns)
             for item in items:
                 meta = item["metadata"]
                 key = (meta["namespace"], meta["name"])
                 listed[key] = str(meta.get("resourceVersion", ""))
-                with self._bodies_lock:
-                    current = self.bodies.get(key)
-                    if current is None or _rv(current) < _rv(item):
-                        item.setdefault("apiVersion", "modelserve.dev/v1alpha1")
-                        item.setdefault("kind", "ModelDeployment")
-                        self.bodies[key] = slim(item)
+                record = self.records.ensure(key)
+                current = record.body
+                if current is None or _rv(current) < _rv(item):
+                    item.setdefault("apiVersion", "modelserve.dev/v1alpha1")
+                    item.setdefault("kind", "ModelDeployment")
+                    record.body = slim(item)
                 self.queue.add(key)
         self._forget_unlisted(known, listed)
         self.health.on_list(listed, time.monotonic())
@@ -250,7 +295,7 @@ class Controller:
             self.kube.has_resource, "monitoring.coreos.com/v1", "servicemonitors"
         )
 
-    def _forget_unlisted(self, known: dict[Key, dict[str, Any]], listed: dict[Key, str]) -> None:
+    def _forget_unlisted(self, known: dict[Key, dict[str, Any] | None], listed: dict[Key, str]) -> None:
         """Forgets ModelDeployments that are gone although no DELETED event said so.
 
         kopf re-lists after a broken watch without reporting what disappeared meanwhile (found by
@@ -260,11 +305,10 @@ class Controller:
         for key, body in known.items():
             if key in listed:
                 continue
-            with self._bodies_lock:
-                unchanged = self.bodies.get(key) is body
-            if unchanged:
+            record = self.records.get(key)
+            if record is not None and record.body is body:
                 log.info("forgetting %s/%s: gone from the API server without a DELETED event", *key)
-                self.on_model_deployment("DELETED", body)
+                self.forget(key)
 
     def liveness_problem(self) -> str | None:
         return self.health.problem(time.monotonic())

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import kopf
 
-from modelserve import api, health, metrics, naming
+from modelserve import api, builders, health, leader, metrics, naming
 from modelserve import settings as settings_module
 from modelserve.controller import Controller
 from modelserve.kube import Kube, load_api_client
@@ -28,14 +28,8 @@ MANAGED_SELECTOR = f"{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY}"
 WATCH_RETRY_CAP: Final = 10.0
 LIST_CHUNK_SIZE: Final = 250
 WORKER_IDLE_SECONDS: Final = 0.5
-CHILD_RESOURCES: Final = (
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("monitoring.coreos.com", "v1", "servicemonitors"),
-)
+# Watched child kinds: (group, version, plural) of every entry of the one table in builders.
+CHILD_RESOURCES: Final = tuple((k.group, k.version, k.plural) for k in builders.CHILD_KINDS)
 
 
 class EndlessBackoffs:
@@ -89,18 +83,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     for group, version, plural in CHILD_RESOURCES:
         settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
-    kube = Kube(load_api_client(pool_size=ours.workers * 2), on_request=metrics.count_request)
-    controller = Controller(kube, ours)
+    me = leader.identity(ours)
+    kube = Kube(load_api_client(pool_size=ours.workers * 2, identity=me), on_request=metrics.count_request)
+    controller = Controller(kube, ours, identity=me)
     await controller.discover()
     controller.start()
     metrics.serve(ours.metrics_port)
-    health.serve(ours.health_port, controller.liveness_problem)
+    health.serve(ours.health_port, controller.liveness_problem, lambda: controller.role)
     memo["controller"] = controller
     log.info(
-        "modelserve-operator started: namespaces=%s resync=%ss workers=%d",
+        "modelserve-operator started as %s: namespaces=%s resync=%ss workers=%d leader-election=%s",
+        me,
         ",".join(ours.namespaces) or "all",
         ours.resync_seconds,
         ours.workers,
+        f"{leader.lease_namespace(ours)}/{ours.lease_name}" if ours.leader_election else "off",
     )
 
 

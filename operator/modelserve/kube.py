@@ -23,7 +23,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modelserve import __version__, api, naming
+from modelserve import __version__, api, builders, naming
 from modelserve.events import PendingEvent
 
 log = logging.getLogger(__name__)
@@ -43,18 +43,17 @@ class Resource:
         return f"{self.collection_path(namespace)}/{name}"
 
 
-CONFIG_MAP: Final = Resource("v1", "ConfigMap", "configmaps")
-SERVICE: Final = Resource("v1", "Service", "services")
-DEPLOYMENT: Final = Resource("apps/v1", "Deployment", "deployments")
-HPA: Final = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-NETWORK_POLICY: Final = Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
-SERVICE_MONITOR: Final = Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD: Final = Resource("v1", "Pod", "pods")
+LEASE: Final = Resource("coordination.k8s.io/v1", "Lease", "leases")
 MODEL_DEPLOYMENT: Final = Resource(api.API_VERSION, api.KIND, api.PLURAL)
+# Every child kind comes from the one table in builders; the operator also reads pods and writes
+# status of its ModelDeployments. Leases are for leader election only (see leader.py).
 RESOURCES: Final = {
-    r.kind: r
-    for r in (CONFIG_MAP, SERVICE, DEPLOYMENT, HPA, NETWORK_POLICY, SERVICE_MONITOR, POD, MODEL_DEPLOYMENT)
+    **{k.kind: Resource(k.api_version, k.kind, k.plural) for k in builders.CHILD_KINDS},
+    POD.kind: POD,
+    MODEL_DEPLOYMENT.kind: MODEL_DEPLOYMENT,
 }
+MUTATING_VERBS: Final = frozenset({"apply", "create", "update", "patch", "delete"})
 
 
 class KubeError(Exception):
@@ -75,6 +74,16 @@ class Transient(KubeError):  # noqa: N818
 
 class NotFound(KubeError):  # noqa: N818  (reads as the HTTP status it is)
     pass
+
+
+class NotLeader(Transient):
+    """A write refused before it was sent: this replica does not hold the leader lease (with margin).
+
+    Transient, so a reconcile interrupted by a lost lease is retried, which then waits in the queue
+    until this replica leads again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, "NotLeader", message)
 
 
 # Server-side apply answers a manifest that does not fit the child's schema (an unknown field inside a
@@ -121,7 +130,9 @@ def apply_body(manifest: dict[str, Any]) -> bytes:
     return _SURROGATE_PAIR.sub(_astral, text).encode("ascii")
 
 
-def load_api_client(kubeconfig: str | None = None, pool_size: int = 16) -> client.ApiClient:
+def load_api_client(
+    kubeconfig: str | None = None, pool_size: int = 16, identity: str = ""
+) -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or the argument)."""
     configuration = client.Configuration()
     try:
@@ -136,7 +147,8 @@ def load_api_client(kubeconfig: str | None = None, pool_size: int = 16) -> clien
     configuration.connection_pool_maxsize = pool_size
     api_client = client.ApiClient(configuration)
     # Named in audit logs and API server metrics, apart from kopf's own watch traffic.
-    api_client.user_agent = f"modelserve-operator/{__version__}"
+    # The identity tells two replicas apart in the audit log (the fencing test reads it).
+    api_client.user_agent = f"modelserve-operator/{__version__}" + (f" ({identity})" if identity else "")
     return api_client
 
 
@@ -144,10 +156,16 @@ class Kube:
     """Server-side apply, reads, deletes, status patches and events, counted by verb and resource."""
 
     def __init__(
-        self, api_client: client.ApiClient, on_request: Callable[[str, str], None] | None = None
+        self,
+        api_client: client.ApiClient,
+        on_request: Callable[[str, str], None] | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self._api = api_client
         self._on_request = on_request
+        # The fence: asked right before every write is sent (the lease's own requests excepted).
+        # None means always (a single operator without leader election, the tests' fakes).
+        self.may_write = may_write
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str]] = Counter()
 
@@ -161,6 +179,8 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         body: object = None,
         content_type: str = "application/json",
+        fenced: bool = True,
+        timeout: float = 30,
     ) -> Any:
         with self._lock:
             self.requests[(verb, resource)] += 1
@@ -174,9 +194,12 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
+        if fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write():
+            # Checked after serialising, as late as possible before the bytes leave.
+            raise NotLeader(f"{verb} {resource} refused: this replica does not hold the leader lease")
         try:
             response = self._api.call_api(
-                method, url, header_params=headers, body=payload, _request_timeout=30
+                method, url, header_params=headers, body=payload, _request_timeout=timeout
             )
             data = response.read()  # type: ignore[no-untyped-call]
         except ApiException as exc:
@@ -279,6 +302,47 @@ class Kube:
                 involved["name"],
                 exc,
             )
+
+    # --- leader election (never fenced: renewing is how the fence stays open) ------------------------
+
+    def get_lease(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self._call(
+                    "get", LEASE.plural, "GET", LEASE.path(namespace, name), fenced=False, timeout=timeout
+                )
+            )
+        except NotFound:
+            return None
+
+    def create_lease(self, lease: dict[str, Any], timeout: float) -> dict[str, Any]:
+        namespace = lease["metadata"]["namespace"]
+        return dict(
+            self._call(
+                "create",
+                LEASE.plural,
+                "POST",
+                LEASE.collection_path(namespace),
+                body=lease,
+                fenced=False,
+                timeout=timeout,
+            )
+        )
+
+    def update_lease(self, lease: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """PUT with the resourceVersion read before: a concurrent change answers 409 (Transient)."""
+        meta = lease["metadata"]
+        return dict(
+            self._call(
+                "update",
+                LEASE.plural,
+                "PUT",
+                LEASE.path(meta["namespace"], meta["name"]),
+                body=lease,
+                fenced=False,
+                timeout=timeout,
+            )
+        )
 
     # --- discovery ---------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -49,6 +50,32 @@ EVENTS_PENDING: Final = Gauge(
     "Kubernetes Events recorded and not yet posted.",
     registry=REGISTRY,
 )
+
+TRACKED_OBJECTS: Final = Gauge(
+    "modelserve_tracked_objects",
+    "Entries the operator holds in memory, by store: records (one per ModelDeployment), children "
+    "(the child cache) and queue (keys queued, delayed or in progress). All return to zero once every "
+    "ModelDeployment is gone.",
+    ["store"],
+    registry=REGISTRY,
+)
+
+LEADER: Final = Gauge(
+    "modelserve_leader",
+    "1 while this replica holds the leader lease (and may write), 0 while it is a standby.",
+    registry=REGISTRY,
+)
+LEADER_TRANSITIONS: Final = Counter(
+    "modelserve_leader_transitions_total",
+    "Times this replica started or stopped leading.",
+    ["to"],
+    registry=REGISTRY,
+)
+
+
+def track_store(store: str, size: Callable[[], int]) -> None:
+    """Exports `size()` as modelserve_tracked_objects{store=...}, read at scrape time."""
+    TRACKED_OBJECTS.labels(store=store).set_function(size)
 
 
 def count_request(verb: str, resource: str) -> None:

@@ -19,13 +19,14 @@ MANAGED_BY: Final = "modelserve-operator"
 PART_OF: Final = "modelserve"
 APP_NAME: Final = "tfserving"
 
-# Pod template annotation holding a hash of what must roll pods when it changes (model source, image);
-# the TF Serving model config is deliberately excluded so label and policy changes never restart pods.
+# Pod template annotation holding a hash of the configuration TF Serving reads only at start-up
+# (batching, monitoring, warmup): changing it rolls pods. Model source, image, resources and scheduling
+# are in the pod template already; the model config (versions, labels) is excluded, since TF Serving
+# reloads it, so policy and label changes never restart pods.
 ROLLOUT_HASH_ANNOTATION: Final = "modelserve.dev/rollout-hash"
 
 # Node labels and taint of GPU nodes (NVIDIA GPU feature discovery / GPU operator conventions).
 GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
-GPU_PRESENT_LABEL: Final = "nvidia.com/gpu.present"
 GPU_TAINT_KEY: Final = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX: Final = "nvidia.com/mig-"
 

@@ -21,6 +21,7 @@ import pydantic
 
 from modelserve import api, builders, naming, status
 from modelserve.kube import Invalid, Kube, KubeError, Transient
+from modelserve.records import Key, Record, Records
 from modelserve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 # (including a removed key, which a subset comparison cannot see) differs in hash.
 APPLIED_HASH_ANNOTATION: Final = "modelserve.dev/applied-hash"
 
-Key = tuple[str, str]  # (namespace, name)
 # Queues an Event (type, reason, message) on a ModelDeployment without waiting for it to be posted.
 RecordEvent = Callable[[dict[str, Any], str, str, str], None]
 
@@ -60,10 +60,6 @@ def is_subset(desired: object, live: object) -> bool:
     return desired == live
 
 
-def up_to_date(desired_with_hash: dict[str, Any], live: dict[str, Any]) -> bool:
-    return is_subset(desired_with_hash, live)
-
-
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without metadata.managedFields: often its largest part, and never compared."""
     meta = obj.get("metadata")
@@ -76,14 +72,13 @@ class ChildCache:
     """Live children as last seen through watch events or API responses, keyed by kind/namespace/name.
 
     Stored as compact JSON (without managedFields): thousands of Deployments as Python dicts cost
-    several times their JSON size, and a reconcile reads only the few children of one object.
+    several times their JSON size, and a reconcile reads only the few children of one object. An
+    entry lives as long as its object: the watch's DELETED event forgets it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], tuple[int, bytes]] = {}
-        # Children confirmed absent by a read; a watch event for one of them clears the mark.
-        self._absent: set[tuple[str, str, str]] = set()
 
     def put(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -91,7 +86,6 @@ class ChildCache:
         version = _rv(obj)
         data = json.dumps(slim(obj), separators=(",", ":")).encode()
         with self._lock:
-            self._absent.discard(key)
             current = self._objects.get(key)
             # Never replace a newer object with an older event (resourceVersions grow in etcd).
             if current is not None and current[0] > version:
@@ -106,15 +100,6 @@ class ChildCache:
         with self._lock:
             entry = self._objects.get((kind, namespace, name))
         return None if entry is None else dict(json.loads(entry[1]))
-
-    def mark_absent(self, kind: str, namespace: str, name: str) -> None:
-        with self._lock:
-            self._objects.pop((kind, namespace, name), None)
-            self._absent.add((kind, namespace, name))
-
-    def known_absent(self, kind: str, namespace: str, name: str) -> bool:
-        with self._lock:
-            return (kind, namespace, name) in self._absent
 
     def __len__(self) -> int:
         with self._lock:
@@ -151,6 +136,7 @@ class Reconciler:
         *,
         record_event: RecordEvent,
         now: Callable[[], str] = _now,
+        records: Records | None = None,
     ) -> None:
         self.kube = kube
         self.record_event = record_event
@@ -158,13 +144,14 @@ class Reconciler:
         self.cache = cache
         self.monitoring_crd_installed = monitoring_crd_installed
         self.now = now
-        # The status we last wrote per ModelDeployment, with the resourceVersion the write produced:
-        # a reconcile may run on a body the watch delivered before our own write came back. Kept
-        # only until the watch delivers that write.
-        self._written: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-        self._written_lock = threading.Lock()
+        # The controller's records (status we wrote, children known absent); its own when alone.
+        self.records = records if records is not None else Records()
 
-    def reconcile(self, body: dict[str, Any]) -> Outcome:
+    def reconcile(self, body: dict[str, Any], record: Record | None = None) -> Outcome:
+        """Reconciles `body`; `record` is its entry in the records (looked up, or made, when None)."""
+        if record is None:
+            meta = body["metadata"]
+            record = self.records.ensure((meta["namespace"], meta["name"]))
         try:
             md = api.parse(body)
         except pydantic.ValidationError as exc:
@@ -173,7 +160,7 @@ class Reconciler:
                 f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors()[:5]
             )
             self._write_status(
-                body, status.failure_status(body, status.Reason.INVALID_SPEC, message, self.now())
+                body, record, status.failure_status(body, status.Reason.INVALID_SPEC, message, self.now())
             )
             return Outcome("invalid", status.Reason.INVALID_SPEC)
 
@@ -182,14 +169,14 @@ class Reconciler:
         # Before our first status write nothing of this ModelDeployment can exist yet (children of a
         # previous object with the same name carry another uid), so skip the reads that would
         # otherwise precede each apply.
-        fresh = self._current_status(body).get("observedGeneration") is None
+        fresh = self._current_status(body, record).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
         for child in builders.desired_children(md, self.settings):
             if child.kind == "ServiceMonitor" and not monitoring_available:
                 observed[child.kind] = None
                 continue
             try:
-                observed[child.kind] = self._converge(md, child, fresh)
+                observed[child.kind] = self._converge(md, child, fresh, record)
             except Invalid as exc:
                 failure = (
                     status.Reason.INVALID_SPEC,
@@ -218,8 +205,8 @@ class Reconciler:
             monitoring_crd_installed=monitoring_available,
             failure=failure,
         )
-        new_status = status.compute_status(md, obs, self._current_status(body), self.now())
-        self._write_status(body, new_status)
+        new_status = status.compute_status(md, obs, self._current_status(body, record), self.now())
+        self._write_status(body, record, new_status)
 
         ready = status.ready_condition(new_status) or {}
         if failure is not None:
@@ -233,49 +220,49 @@ class Reconciler:
         # while progressing instead of waiting for the resync.
         return Outcome("progressing", str(ready.get("reason", "")), requeue_after=5.0)
 
-    def _converge(self, md: api.ModelDeployment, child: builders.Child, fresh: bool) -> dict[str, Any] | None:
+    def _converge(
+        self, md: api.ModelDeployment, child: builders.Child, fresh: bool, record: Record
+    ) -> dict[str, Any] | None:
         live = self.cache.get(child.kind, md.namespace, child.name)
         if child.manifest is None and fresh and live is None:
-            self.cache.mark_absent(child.kind, md.namespace, child.name)
+            record.absent.add(child.kind)
             return None
         if child.manifest is None:
-            if live is None and not self.cache.known_absent(child.kind, md.namespace, child.name):
+            if live is None and child.kind not in record.absent:
                 live = self.kube.get(child.kind, md.namespace, child.name)
                 if live is None:
-                    self.cache.mark_absent(child.kind, md.namespace, child.name)
+                    record.absent.add(child.kind)
             if live is not None and _controlled_by(live, md.uid):
                 log.info("deleting %s %s/%s: no longer desired", child.kind, md.namespace, child.name)
                 self.kube.delete(child.kind, md.namespace, child.name, live["metadata"]["uid"])
-                self.cache.mark_absent(child.kind, md.namespace, child.name)
+                self.cache.forget(child.kind, md.namespace, child.name)
+                record.absent.add(child.kind)
             return None
+        record.absent.discard(child.kind)
         desired = with_hash(child.manifest)
         if live is None and not fresh:
             # Not seen through the watch yet (start-up): one read spares a write when nothing changed.
             live = self.kube.get(child.kind, md.namespace, child.name)
             if live is not None:
                 self.cache.put(live)
-        if live is not None and up_to_date(desired, live):
+        if live is not None and is_subset(desired, live):
             return live
         applied = self.kube.apply(desired)
         self.cache.put(applied)
         return applied
 
-    def _current_status(self, body: dict[str, Any]) -> dict[str, Any]:
-        meta = body["metadata"]
-        key = (meta["namespace"], meta["name"])
-        with self._written_lock:
-            written = self._written.get(key)
-            if written is not None and written[0] <= _rv(body):
-                # The watch has delivered our write (or something newer): the copy has done its job.
-                # Keeping it would hold a status per ModelDeployment (12 MiB at 2,000, by memray).
-                del self._written[key]
-                written = None
+    def _current_status(self, body: dict[str, Any], record: Record) -> dict[str, Any]:
+        written = record.written
+        if written is not None and written[0] <= _rv(body):
+            # The watch has delivered our write (or something newer): the copy has done its job.
+            # Keeping it would hold a status per ModelDeployment (12 MiB at 2,000, by memray).
+            record.written = written = None
         if written is not None:
             return written[1]
         return dict(body.get("status") or {})
 
-    def _write_status(self, body: dict[str, Any], new_status: dict[str, Any]) -> None:
-        old_status = self._current_status(body)
+    def _write_status(self, body: dict[str, Any], record: Record, new_status: dict[str, Any]) -> None:
+        old_status = self._current_status(body, record)
         if _same_status(old_status, new_status):
             return
         meta = body["metadata"]
@@ -285,16 +272,8 @@ class Reconciler:
             if exc.status == 404:
                 return  # deleted meanwhile
             raise
-        with self._written_lock:
-            self._written[(meta["namespace"], meta["name"])] = (
-                _rv(response),
-                dict(response.get("status") or {}),
-            )
+        record.written = (_rv(response), dict(response.get("status") or {}))
         self._post_ready_transition(body, old_status, new_status)
-
-    def forget(self, namespace: str, name: str) -> None:
-        with self._written_lock:
-            self._written.pop((namespace, name), None)
 
     def _post_ready_transition(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
         before = status.ready_condition(old) or {}

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Built from serving-image/ (`make image image-gpu`): <TF Serving version>-<operator version>[-gpu]; a unit
 # test keeps the TF Serving version equal to the Dockerfile's base image.
@@ -39,6 +39,35 @@ class Settings(BaseModel):
     """ModelDeployments reconciled at once (each reconcile runs in a thread: the client blocks)."""
     retry_delay_seconds: Annotated[float, Field(gt=0)] = 2.0
     """Delay before retrying a conflict, throttling or server error (instead of kopf's 60 s)."""
+    leader_election: bool = True
+    """Take a coordination.k8s.io Lease before writing anything; replicas without it stand by."""
+    lease_name: Annotated[str, Field(min_length=1, max_length=253)] = "modelserve-operator"
+    """Name of the leader Lease."""
+    lease_namespace: str = ""
+    """Namespace of the leader Lease; empty: POD_NAMESPACE, else the first watched namespace, else
+    `default`."""
+    lease_duration_seconds: Annotated[float, Field(gt=0)] = 15.0
+    """How long a standby waits after the last renewal it saw before taking the lease (client-go's
+    default)."""
+    renew_deadline_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """A leader that could not renew for this long stops writing (before the lease can expire for
+    the others)."""
+    retry_period_seconds: Annotated[float, Field(gt=0)] = 2.0
+    """How often the leader renews and a standby tries to acquire."""
+    identity: str = ""
+    """This replica's name in the Lease; empty: POD_NAME, else hostname and a random suffix."""
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> Settings:
+        # The fence only holds if the leader stops before the others may start, and renews often
+        # enough to keep leading (client-go refuses the same settings).
+        if not self.lease_duration_seconds > self.renew_deadline_seconds > self.retry_period_seconds:
+            raise ValueError(
+                "lease timing: need lease_duration_seconds > renew_deadline_seconds > "
+                f"retry_period_seconds, got {self.lease_duration_seconds} / "
+                f"{self.renew_deadline_seconds} / {self.retry_period_seconds}"
+            )
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod

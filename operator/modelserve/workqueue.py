@@ -2,6 +2,7 @@
 
 Like client-go's workqueue: adding a key that is queued does nothing; adding a key that is being
 processed marks it dirty so it runs once more afterwards; delayed adds keep the earliest due time.
+A held queue (a standby replica) keeps collecting keys but hands none to its workers.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._open = asyncio.Event()
+        self._open.set()
 
     def start(self) -> None:
         self._tasks = [
@@ -49,6 +50,21 @@ class WorkQueue(Generic[K]):
 
     def depth(self) -> int:
         return len(self._queued) + len(self._timers)
+
+    def tracked(self) -> int:
+        """Every per-key entry the queue holds (queued, delayed, active, dirty)."""
+        return len(self._queued) + len(self._timers) + len(self._active) + len(self._dirty)
+
+    def hold(self) -> None:
+        """Workers take no new key until release(); keys still collect (and collapse)."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    @property
+    def held(self) -> bool:
+        return not self._open.is_set()
 
     def add(self, key: K, delay: float = 0.0) -> None:
         """Schedules `key`; must be called on the queue's event loop."""
@@ -69,7 +85,6 @@ class WorkQueue(Generic[K]):
         if key in self._queued:
             return
         self._queued.add(key)
-        self._idle.clear()
         self._ready.put_nowait(key)
         self._report()
 
@@ -89,7 +104,11 @@ class WorkQueue(Generic[K]):
 
     async def _worker(self) -> None:
         while True:
+            await self._open.wait()
             key = await self._ready.get()
+            if not self._open.is_set():  # held while this worker waited for a key: put it back
+                self._ready.put_nowait(key)
+                continue
             self._queued.discard(key)
             self._active.add(key)
             delay: float | None = None
@@ -108,5 +127,3 @@ class WorkQueue(Generic[K]):
             elif delay is not None:
                 self.add(key, delay)
             self._report()
-            if not self._queued and not self._active:
-                self._idle.set()

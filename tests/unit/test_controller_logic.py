@@ -11,7 +11,8 @@ import pytest
 
 from modelserve.controller import MAX_BACKOFF, Controller, WatchHealth
 from modelserve.kube import Kube, KubeError, Transient
-from modelserve.reconcile import Key, Outcome
+from modelserve.reconcile import Outcome
+from modelserve.records import Key, Records
 from modelserve.settings import Settings
 from modelserve.workqueue import WorkQueue
 
@@ -26,47 +27,58 @@ A: Key = ("ml", "resnet")
 B: Key = ("ml", "bert")
 
 
+def health_of(*keys: Key) -> WatchHealth:
+    records = Records()
+    for key in keys:
+        records.ensure(key)
+    return WatchHealth(stall_seconds=60, records=records)
+
+
+def event(health: WatchHealth, key: Key, rv: str) -> None:
+    health.on_event(health.records.ensure(key), rv)
+
+
 def test_watch_health_is_fine_when_events_match_the_list() -> None:
-    health = WatchHealth(stall_seconds=60)
-    health.on_event(A, "10")
-    health.on_event(B, "11")
+    health = health_of()
+    event(health, A, "10")
+    event(health, B, "11")
     health.on_list({A: "10", B: "11"}, now=1000.0)
-    assert health.lagging_since == {}
+    assert health.lagging() == {}
     assert health.problem(now=1_000_000.0) is None
 
 
 def test_watch_health_reports_a_stall_only_after_the_allowed_time() -> None:
-    health = WatchHealth(stall_seconds=60)
-    health.on_event(A, "10")
+    health = health_of(A, B)  # B appeared through the LIST only (the resync makes its record)
+    event(health, A, "10")
     health.on_list({A: "12", B: "7"}, now=1000.0)  # A changed and B appeared without an event
-    assert health.lagging_since == {A: 1000.0, B: 1000.0}
+    assert health.lagging() == {A: 1000.0, B: 1000.0}
     assert health.problem(now=1060.0) is None
     health.on_list({A: "12", B: "7"}, now=1050.0)  # still lagging: the first sighting counts
-    assert health.lagging_since == {A: 1000.0, B: 1000.0}
+    assert health.lagging() == {A: 1000.0, B: 1000.0}
     problem = health.problem(now=1061.0)
     assert problem == "watch stalled: 2 ModelDeployments changed without an event (e.g. ml/resnet)"
 
 
 def test_watch_health_recovers_through_an_event_or_a_matching_list() -> None:
-    health = WatchHealth(stall_seconds=60)
+    health = health_of(A, B)
     health.on_list({A: "12", B: "7"}, now=1000.0)
-    health.on_event(A, "12")  # the watch caught up
-    assert health.lagging_since == {B: 1000.0}
+    event(health, A, "12")  # the watch caught up
+    assert health.lagging() == {B: 1000.0}
     assert health.problem(now=2000.0) == (
         "watch stalled: 1 ModelDeployments changed without an event (e.g. ml/bert)"
     )
-    health.on_event(B, "7")
+    event(health, B, "7")
     health.on_list({A: "12", B: "7"}, now=2000.0)
     assert health.problem(now=5000.0) is None
 
 
-def test_watch_health_drops_deleted_keys() -> None:
-    health = WatchHealth(stall_seconds=60)
+def test_watch_health_state_goes_with_the_record() -> None:
+    health = health_of(A, B)
     health.on_list({A: "12", B: "7"}, now=1000.0)
-    health.on_list({B: "7"}, now=1010.0)  # A was deleted meanwhile
-    assert health.lagging_since == {B: 1000.0}
+    health.records.forget(A)  # A was deleted meanwhile
+    assert health.lagging() == {B: 1000.0}
     health.on_list({}, now=1020.0)
-    assert health.lagging_since == {}
+    assert health.lagging() == {}
     assert health.problem(now=9999.0) is None
 
 
@@ -106,10 +118,17 @@ class RecordingQueue(WorkQueue[Key]):
 
 
 def make_controller(kube: FakeKube | None = None, **settings: Any) -> tuple[Controller, RecordingQueue]:
+    settings.setdefault("leader_election", False)
     controller = Controller(kube or FakeKube(), Settings(**settings))
     queue = RecordingQueue()
     controller.queue = queue
     return controller, queue
+
+
+def body_of(controller: Controller, key: Key) -> Obj:
+    record = controller.records.get(key)
+    assert record is not None and record.body is not None
+    return record.body
 
 
 def md(name: str = "resnet", rv: str = "10", namespace: str = "ml") -> Obj:
@@ -141,14 +160,15 @@ def owner(name: str, *, controller: bool = True, kind: str = "ModelDeployment") 
 def test_retry_backoff_doubles_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(random, "uniform", lambda low, high: 1.0)
     controller, _ = make_controller(retry_delay_seconds=2.0)
-    delays = [controller._retry(A, "Transient", "409 Conflict") for _ in range(9)]
+    record_a, record_b = controller.records.ensure(A), controller.records.ensure(B)
+    delays = [controller._retry(record_a, A, "Transient", "409 Conflict") for _ in range(9)]
     assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, MAX_BACKOFF, MAX_BACKOFF, MAX_BACKOFF, MAX_BACKOFF]
-    assert controller.failures[A] == 9
+    assert record_a.failures == 9
     # Another key starts from the beginning.
-    assert controller._retry(B, "Transient", "429") == 2.0
+    assert controller._retry(record_b, B, "Transient", "429") == 2.0
     # Very many failures neither overflow nor exceed the cap.
-    controller.failures[A] = 10_000
-    assert controller._retry(A, "Error", "x") == MAX_BACKOFF
+    record_a.failures = 10_000
+    assert controller._retry(record_a, A, "Error", "x") == MAX_BACKOFF
 
 
 def test_retry_backoff_is_jittered_around_the_exponential(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,8 +180,9 @@ def test_retry_backoff_is_jittered_around_the_exponential(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(random, "uniform", uniform)
     controller, _ = make_controller(retry_delay_seconds=0.5)
-    assert controller._retry(A, "Transient", "x") == pytest.approx(0.6)
-    assert controller._retry(A, "Transient", "x") == pytest.approx(1.2)
+    record = controller.records.ensure(A)
+    assert controller._retry(record, A, "Transient", "x") == pytest.approx(0.6)
+    assert controller._retry(record, A, "Transient", "x") == pytest.approx(1.2)
     assert bounds == [(0.8, 1.2), (0.8, 1.2)]
 
 
@@ -179,7 +200,7 @@ def test_process_retries_api_errors_and_resets_after_success(monkeypatch: pytest
     ]
     seen: list[Obj] = []
 
-    def reconcile(body: Obj) -> Outcome:
+    def reconcile(body: Obj, record: object = None) -> Outcome:
         seen.append(body)
         result = results.pop(0)
         if isinstance(result, Exception):
@@ -193,14 +214,15 @@ def test_process_retries_api_errors_and_resets_after_success(monkeypatch: pytest
 
     assert asyncio.run(go()) == [1.0, 2.0, 4.0, 5.0, 1.0, None]
     assert seen == [md()] * 6
-    assert controller.failures == {}
-    assert controller.ready == {A: "True"}
+    record = controller.records.get(A)
+    assert record is not None
+    assert (record.failures, record.progress_polls, record.ready) == (0, 0, "True")
 
 
 def test_process_of_an_unknown_key_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     controller, _ = make_controller()
 
-    def reconcile(body: Obj) -> Outcome:
+    def reconcile(body: Obj, record: object = None) -> Outcome:
         raise AssertionError("no body, no reconcile")
 
     monkeypatch.setattr(controller.reconciler, "reconcile", reconcile)
@@ -247,27 +269,34 @@ def test_model_deployment_events_store_the_body_and_enqueue() -> None:
     controller, queue = make_controller()
     controller.on_model_deployment("ADDED", md(rv="10"))
     controller.on_model_deployment("MODIFIED", md(rv="11"))
-    assert controller.bodies == {A: md(rv="11")}
+    record = controller.records.get(A)
+    assert record is not None
+    assert record.body == md(rv="11")
     assert queue.added == [A, A]
-    assert controller.health.seen_rv == {A: "11"}
+    assert record.seen_rv == "11"
 
 
-def test_a_deleted_model_deployment_forgets_every_piece_of_state(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deleted_model_deployment_forgets_every_piece_of_state() -> None:
     controller, queue = make_controller()
-    forgotten: list[tuple[str, str]] = []
-    monkeypatch.setattr(controller.reconciler, "forget", lambda ns, name: forgotten.append((ns, name)))
     controller.on_model_deployment("ADDED", md())
     controller.on_model_deployment("ADDED", md("bert"))
-    controller.failures[A] = 3
-    controller.ready[A] = "False"
-    controller.ready[B] = "True"
+    record = controller.records.get(A)
+    assert record is not None
+    record.failures, record.ready, record.written, record.absent = 3, "False", (10, {}), {"HPA"}
     controller.on_model_deployment("DELETED", md())
-    assert list(controller.bodies) == [B]
+    assert controller.records.keys() == [B]  # one record held everything, one forget dropped it
     assert queue.forgotten == [A]
-    assert forgotten == [A]
-    assert controller.failures == {}
-    assert controller.ready == {B: "True"}
     assert queue.added == [A, B]  # the delete itself enqueues nothing
+
+
+def test_a_child_event_clears_its_kind_from_the_owners_absent_marks() -> None:
+    controller, _ = make_controller()
+    controller.on_model_deployment("ADDED", md())
+    record = controller.records.get(A)
+    assert record is not None
+    record.absent = {"HorizontalPodAutoscaler", "NetworkPolicy"}
+    controller.on_child("ADDED", child("HorizontalPodAutoscaler", "resnet", [owner("resnet")]))
+    assert record.absent == {"NetworkPolicy"}
 
 
 def test_the_monitoring_crd_appearing_enqueues_everything_once() -> None:
@@ -300,10 +329,10 @@ def test_resync_keeps_the_newest_body_and_enqueues_every_listed_key() -> None:
         ("list", "ModelDeployment", "ml"),
         ("has_resource", "monitoring.coreos.com/v1", "servicemonitors"),
     ]
-    assert controller.bodies[A]["metadata"]["resourceVersion"] == "10"  # the watch's is newer
-    assert controller.bodies[B] == {**md("bert", rv="30")}
+    assert body_of(controller, A)["metadata"]["resourceVersion"] == "10"  # the watch's is newer
+    assert body_of(controller, B) == {**md("bert", rv="30")}
     assert queue.added == [A, B]
-    assert controller.health.lagging_since.keys() == {A, B}  # the list saw versions no event did
+    assert controller.health.lagging().keys() == {A, B}  # the list saw versions no event did
     assert controller.reconciler.monitoring_crd_installed() is True
 
 
@@ -315,9 +344,9 @@ def test_resync_forgets_a_model_deployment_whose_deleted_event_was_lost() -> Non
 
     asyncio.run(controller.resync())
 
-    assert A not in controller.bodies
+    assert A not in controller.records
     assert A in queue.forgotten
-    assert controller.bodies[B]["metadata"]["resourceVersion"] == "30"
+    assert body_of(controller, B)["metadata"]["resourceVersion"] == "30"
 
 
 def test_resync_keeps_a_body_that_arrived_during_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -335,7 +364,7 @@ def test_resync_keeps_a_body_that_arrived_during_the_list(monkeypatch: pytest.Mo
     monkeypatch.setattr(kube, "list", list_while_an_event_arrives)
     asyncio.run(controller.resync())
 
-    assert controller.bodies[A]["metadata"]["resourceVersion"] == "40"
+    assert body_of(controller, A)["metadata"]["resourceVersion"] == "40"
     assert A not in queue.forgotten
 
 
@@ -354,7 +383,7 @@ def test_ready_gauge_follows_reconciles_and_deletes(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(
         controller.reconciler,
         "reconcile",
-        lambda body: outcomes[(body["metadata"]["namespace"], body["metadata"]["name"])].pop(0),
+        lambda body, record=None: outcomes[(body["metadata"]["namespace"], body["metadata"]["name"])].pop(0),
     )
     controller.on_model_deployment("ADDED", md())
     controller.on_model_deployment("ADDED", md("bert"))

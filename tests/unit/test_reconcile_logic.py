@@ -24,7 +24,6 @@ from modelserve.reconcile import (
     Reconciler,
     is_subset,
     manifest_hash,
-    up_to_date,
     with_hash,
 )
 from modelserve.settings import Settings
@@ -118,8 +117,8 @@ def test_with_hash_annotates_and_changes_when_a_key_is_removed() -> None:
     # Removing a key leaves the trimmed manifest a subset of the live object; only the hash tells.
     live = with_hash(full)
     assert is_subset(trimmed, live)
-    assert not up_to_date(with_hash(trimmed), live)
-    assert up_to_date(with_hash(full), live)
+    assert not is_subset(with_hash(trimmed), live)
+    assert is_subset(with_hash(full), live)
 
 
 # --- ChildCache ------------------------------------------------------------------------------------
@@ -148,20 +147,14 @@ def test_child_cache_keeps_the_newest_resource_version() -> None:
     assert len(cache) == 1
 
 
-def test_child_cache_absent_marks_are_cleared_by_put() -> None:
+def test_child_cache_forgets_a_deleted_child_so_a_recreated_one_counts() -> None:
     cache = ChildCache()
     cache.put(cm("5"))
-    assert not cache.known_absent("ConfigMap", "ml", "resnet-tfserving")
-    cache.mark_absent("ConfigMap", "ml", "resnet-tfserving")
-    assert cache.known_absent("ConfigMap", "ml", "resnet-tfserving")
+    cache.forget("ConfigMap", "ml", "resnet-tfserving")
     assert cache.get("ConfigMap", "ml", "resnet-tfserving") is None
     assert len(cache) == 0
     cache.put(cm("3"))  # recreated by someone: even an older-looking version counts
-    assert not cache.known_absent("ConfigMap", "ml", "resnet-tfserving")
     assert cache.get("ConfigMap", "ml", "resnet-tfserving") == cm("3")
-    cache.forget("ConfigMap", "ml", "resnet-tfserving")
-    assert cache.get("ConfigMap", "ml", "resnet-tfserving") is None
-    assert not cache.known_absent("ConfigMap", "ml", "resnet-tfserving")
 
 
 # --- FakeKube --------------------------------------------------------------------------------------
@@ -426,7 +419,7 @@ def test_nothing_is_written_when_live_children_match() -> None:
     kube.reset()
     assert reconciler(kube).reconcile(kube.body()) == Outcome("ready", Reason.READY)
     assert kube.writes() == []
-    assert sorted(kind for _, kind, _ in kube.calls) == sorted(kind for _, kind, _, _ in CHILD_KINDS)
+    assert sorted(kind for _, kind, _ in kube.calls) == sorted(k.kind for k in CHILD_KINDS)
     assert {verb for verb, _, _ in kube.calls} == {"get"}
 
 
@@ -495,7 +488,9 @@ def test_a_child_no_longer_desired_is_deleted_when_we_control_it() -> None:
     r.reconcile(kube.update_spec(SPEC))
     assert ("delete", "HorizontalPodAutoscaler", "resnet") in kube.calls
     assert ("HorizontalPodAutoscaler", "ml", "resnet") not in kube.objects
-    assert cache.known_absent("HorizontalPodAutoscaler", "ml", "resnet")
+    record = r.records.get(("ml", "resnet"))
+    assert record is not None and "HorizontalPodAutoscaler" in record.absent
+    assert cache.get("HorizontalPodAutoscaler", "ml", "resnet") is None
     assert hpa_uid.startswith("child-")
     # Known absent: the next reconcile neither reads nor deletes it again.
     kube.reset()
@@ -618,7 +613,7 @@ def test_a_stale_body_older_than_our_status_write_causes_no_second_write() -> No
     r.reconcile(stale)
     assert kube.writes() == []  # status compared with our own last write, not the stale body
     # Once forgotten (the ModelDeployment was deleted and recreated), the body is all there is.
-    r.forget("ml", "resnet")
+    r.records.forget(("ml", "resnet"))
     kube.reset()
     r.reconcile(stale)
     assert [c[0] for c in kube.writes()] == ["patch_status"]
@@ -629,11 +624,12 @@ def test_our_written_status_is_let_go_once_the_watch_delivers_it() -> None:
     r = reconciler(kube)
     stale = kube.create_md(SPEC)
     r.reconcile(stale)
-    assert len(r._written) == 1
+    record = r.records.get(("ml", "resnet"))
+    assert record is not None and record.written is not None
     delivered = kube.body()  # the watch brings our write back: same resourceVersion, our status
     kube.reset()
     r.reconcile(delivered)
-    assert r._written == {}  # the body is current now; nothing per object is kept
+    assert record.written is None  # the body is current now; no copy of the status is kept
     assert kube.writes() == []
     # (The controller never hands back an older body after a newer one: it keeps the newest.)
 

@@ -138,6 +138,25 @@ def test_run_refuses_invalid_settings_before_starting(
     assert "workers" in err
 
 
+def test_run_passes_the_leader_election_flags_to_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kopf
+
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(kopf, "run", lambda **kwargs: started.append(kwargs))
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    args = ["run", "-n", "ml", "--no-leader-election", "--lease-name", "ha", "--lease-namespace", "ops"]
+    args += ["--lease-duration-seconds", "30", "--renew-deadline-seconds", "20"]
+    args += ["--retry-period-seconds", "4", "--identity", "replica-a"]
+    assert main(args) == 0
+    settings = from_env()
+    assert settings.leader_election is False
+    assert (settings.lease_name, settings.lease_namespace, settings.identity) == ("ha", "ops", "replica-a")
+    assert (settings.lease_duration_seconds, settings.renew_deadline_seconds) == (30.0, 20.0)
+    assert settings.retry_period_seconds == 4.0
+    assert started and started[0]["standalone"] is True  # kopf's peering stays off either way
+    assert main(["run", "--renew-deadline-seconds", "40"]) == 2  # not beyond the lease duration (30)
+
+
 # --- modelserve render and --version ---------------------------------------------------------------
 
 

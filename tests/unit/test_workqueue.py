@@ -290,3 +290,46 @@ def test_stop_cancels_workers_and_timers() -> None:
         assert rec.calls == ["a"]
 
     run(body)
+
+
+def test_a_held_queue_collects_keys_and_processes_them_once_released() -> None:
+    async def body(clock: Clock) -> None:
+        rec = Recorder()
+        queue: WorkQueue[str] = WorkQueue(rec.process, workers=2)
+        queue.hold()
+        queue.start()
+        for key in ("a", "b", "a"):
+            queue.add(key)
+        queue.add("c", delay=1.0)
+        clock.advance(2.0)  # a timer firing while held only queues its key
+        await asyncio.sleep(0.05)
+        assert rec.calls == []
+        assert queue.held and queue.depth() == 3 and queue.tracked() == 3
+        queue.release()
+        for _ in range(3):
+            await rec.next_start()
+        assert sorted(rec.calls) == ["a", "b", "c"]
+        # Held again: a worker that was already waiting for a key hands it back untouched.
+        queue.hold()
+        await asyncio.sleep(0)
+        queue.add("d")
+        await asyncio.sleep(0.05)
+        assert rec.calls.count("d") == 0 and queue.depth() == 1
+        queue.release()
+        await rec.wait_for_start("d")
+        await queue.stop()
+
+    run(body)
+
+
+def test_forget_drops_a_delayed_key_so_nothing_is_tracked() -> None:
+    async def body(clock: Clock) -> None:
+        rec = Recorder()
+        queue: WorkQueue[str] = WorkQueue(rec.process, workers=1)
+        queue.add("a", delay=30.0)
+        assert queue.tracked() == 1
+        queue.forget("a")
+        assert queue.tracked() == 0
+        await queue.stop()
+
+    run(body)

@@ -14,174 +14,94 @@ Conventions:
 
 from __future__ import annotations
 
+# The public names: what the operator, the CRD generator and the tests use. Patterns, CEL helpers and
+# the base model stay in their modules (import them from modelserve.api.base where needed).
 from modelserve.api.base import (
-    API_VERSION as API_VERSION,
-)
-from modelserve.api.base import (
-    CATEGORIES as CATEGORIES,
-)
-from modelserve.api.base import (
-    DNS_SUBDOMAIN as DNS_SUBDOMAIN,
-)
-from modelserve.api.base import (
-    DURATION as DURATION,
-)
-from modelserve.api.base import (
-    ENV_NAME as ENV_NAME,
-)
-from modelserve.api.base import (
-    EXTRA_ARG as EXTRA_ARG,
-)
-from modelserve.api.base import (
-    GROUP as GROUP,
-)
-from modelserve.api.base import (
-    KIND as KIND,
-)
-from modelserve.api.base import (
-    LABEL_VALUE as LABEL_VALUE,
-)
-from modelserve.api.base import (
-    MAX_NAME_LENGTH as MAX_NAME_LENGTH,
-)
-from modelserve.api.base import (
-    MODEL_NAME as MODEL_NAME,
-)
-from modelserve.api.base import (
-    NAME_PATTERN as NAME_PATTERN,
-)
-from modelserve.api.base import (
-    NAME_PATTERN_DNS_LABEL as NAME_PATTERN_DNS_LABEL,
-)
-from modelserve.api.base import (
-    PLURAL as PLURAL,
-)
-from modelserve.api.base import (
-    PRESERVE as PRESERVE,
-)
-from modelserve.api.base import (
-    QUALIFIED_NAME as QUALIFIED_NAME,
-)
-from modelserve.api.base import (
-    QUANTITY as QUANTITY,
-)
-from modelserve.api.base import (
-    RESERVED_FLAGS as RESERVED_FLAGS,
-)
-from modelserve.api.base import (
-    SHORT_NAMES as SHORT_NAMES,
-)
-from modelserve.api.base import (
-    SINGULAR as SINGULAR,
-)
-from modelserve.api.base import (
-    STORAGE_URI as STORAGE_URI,
-)
-from modelserve.api.base import (
-    VERSION as VERSION,
-)
-from modelserve.api.base import (
-    VERSION_LABEL as VERSION_LABEL,
-)
-from modelserve.api.base import (
-    _Model as _Model,
-)
-from modelserve.api.base import (
-    cel as cel,
-)
-from modelserve.api.base import (
-    rules as rules,
+    API_VERSION,
+    CATEGORIES,
+    GROUP,
+    KIND,
+    MAX_NAME_LENGTH,
+    PLURAL,
+    QUANTITY,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
 )
 from modelserve.api.model import (
-    DEFAULT_VERSION_POLICY as DEFAULT_VERSION_POLICY,
-)
-from modelserve.api.model import (
-    AllPolicy as AllPolicy,
-)
-from modelserve.api.model import (
-    Batching as Batching,
-)
-from modelserve.api.model import (
-    EnvVar as EnvVar,
-)
-from modelserve.api.model import (
-    LatestPolicy as LatestPolicy,
-)
-from modelserve.api.model import (
-    ModelSource as ModelSource,
-)
-from modelserve.api.model import (
-    Serving as Serving,
-)
-from modelserve.api.model import (
-    SpecificPolicy as SpecificPolicy,
-)
-from modelserve.api.model import (
-    VersionPolicy as VersionPolicy,
+    AllPolicy,
+    Batching,
+    EnvVar,
+    LatestPolicy,
+    ModelSource,
+    Serving,
+    SpecificPolicy,
+    VersionPolicy,
 )
 from modelserve.api.resource import (
-    Condition as Condition,
-)
-from modelserve.api.resource import (
-    ConditionStatus as ConditionStatus,
-)
-from modelserve.api.resource import (
-    Endpoints as Endpoints,
-)
-from modelserve.api.resource import (
-    ModelDeployment as ModelDeployment,
-)
-from modelserve.api.resource import (
-    ModelDeploymentSpec as ModelDeploymentSpec,
-)
-from modelserve.api.resource import (
-    ModelDeploymentStatus as ModelDeploymentStatus,
-)
-from modelserve.api.resource import (
-    parse as parse,
+    Condition,
+    ConditionStatus,
+    Endpoints,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    parse,
 )
 from modelserve.api.workload import (
-    GPU_RESOURCE_PREFIXES as GPU_RESOURCE_PREFIXES,
+    GPU_RESOURCE_PREFIXES,
+    Autoscaling,
+    Gpu,
+    LabelMap,
+    Monitoring,
+    NetworkPolicyClient,
+    NetworkPolicySettings,
+    Quantity,
+    ResourceName,
+    Resources,
+    Scheduling,
+    ServiceSettings,
+    ServiceType,
+    Toleration,
 )
-from modelserve.api.workload import (
-    Autoscaling as Autoscaling,
-)
-from modelserve.api.workload import (
-    Gpu as Gpu,
-)
-from modelserve.api.workload import (
-    LabelMap as LabelMap,
-)
-from modelserve.api.workload import (
-    Monitoring as Monitoring,
-)
-from modelserve.api.workload import (
-    NetworkPolicyClient as NetworkPolicyClient,
-)
-from modelserve.api.workload import (
-    NetworkPolicySettings as NetworkPolicySettings,
-)
-from modelserve.api.workload import (
-    Quantity as Quantity,
-)
-from modelserve.api.workload import (
-    ResourceName as ResourceName,
-)
-from modelserve.api.workload import (
-    Resources as Resources,
-)
-from modelserve.api.workload import (
-    Scheduling as Scheduling,
-)
-from modelserve.api.workload import (
-    ServiceSettings as ServiceSettings,
-)
-from modelserve.api.workload import (
-    ServiceType as ServiceType,
-)
-from modelserve.api.workload import (
-    Toleration as Toleration,
-)
-from modelserve.api.workload import (
-    _quantity_str as _quantity_str,
-)
+
+__all__ = [
+    "API_VERSION",
+    "CATEGORIES",
+    "GPU_RESOURCE_PREFIXES",
+    "GROUP",
+    "KIND",
+    "MAX_NAME_LENGTH",
+    "PLURAL",
+    "QUANTITY",
+    "SHORT_NAMES",
+    "SINGULAR",
+    "VERSION",
+    "AllPolicy",
+    "Autoscaling",
+    "Batching",
+    "Condition",
+    "ConditionStatus",
+    "Endpoints",
+    "EnvVar",
+    "Gpu",
+    "LabelMap",
+    "LatestPolicy",
+    "ModelDeployment",
+    "ModelDeploymentSpec",
+    "ModelDeploymentStatus",
+    "ModelSource",
+    "Monitoring",
+    "NetworkPolicyClient",
+    "NetworkPolicySettings",
+    "Quantity",
+    "ResourceName",
+    "Resources",
+    "Scheduling",
+    "ServiceSettings",
+    "ServiceType",
+    "Serving",
+    "SpecificPolicy",
+    "Toleration",
+    "VersionPolicy",
+    "parse",
+]

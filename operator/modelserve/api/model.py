@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -83,9 +83,6 @@ class VersionPolicy(_Model):
     """Serve exactly these versions."""
 
 
-DEFAULT_VERSION_POLICY: Final = {"latest": {"count": 1}}
-
-
 class ModelSource(_Model):
     """The model to serve and where its numbered version folders live."""
 
@@ -126,7 +123,7 @@ class ModelSource(_Model):
     fetch init container. See serving-image/README.md for its keys."""
     # No default in the CRD: a stored {latest: {count: 1}} would stay beside the `specific` or `all` a
     # later kubectl apply (client- or server-side) adds, and the exactly-one rule would refuse the
-    # change. Absent means DEFAULT_VERSION_POLICY, applied here.
+    # change. Absent means the latest version only, the default below.
     version_policy: Annotated[VersionPolicy, Field(json_schema_extra={"default": None})] = VersionPolicy(
         latest=LatestPolicy(count=1)
     )

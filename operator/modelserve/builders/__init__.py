@@ -40,30 +40,66 @@ class Child:
 
 _Builder = Callable[[api.ModelDeployment, Settings], Manifest | None]
 
+
+@dataclass(frozen=True)
+class ChildKind:
+    """One kind of child: the single list every other part derives its own from (the watches and
+    their label filters in handlers.py, the API paths in kube.py, the RBAC test, the status)."""
+
+    api_version: str
+    kind: str
+    plural: str
+    name_of: Callable[[api.ModelDeployment], str]
+    build: _Builder
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+
 # Apply order: the ConfigMap the pods mount, the Service, the NetworkPolicy guarding the pods before
-# they exist, the Deployment, then the objects that refer to it (HPA) or only observe it
-# (ServiceMonitor).
-CHILD_KINDS: Final[tuple[tuple[str, str, Callable[[api.ModelDeployment], str], _Builder], ...]] = (
-    ("v1", "ConfigMap", naming.config_map_name, build_config_map),
-    ("v1", "Service", naming.service_name, build_service),
-    ("networking.k8s.io/v1", "NetworkPolicy", naming.network_policy_name, build_network_policy),
-    ("apps/v1", "Deployment", naming.deployment_name, build_deployment),
-    ("autoscaling/v2", "HorizontalPodAutoscaler", naming.hpa_name, build_hpa),
-    ("monitoring.coreos.com/v1", "ServiceMonitor", naming.service_monitor_name, build_service_monitor),
+# they exist, the Deployment, then the objects that refer to it (HPA, PodDisruptionBudget) or only
+# observe it (ServiceMonitor).
+CHILD_KINDS: Final[tuple[ChildKind, ...]] = (
+    ChildKind("v1", "ConfigMap", "configmaps", naming.config_map_name, build_config_map),
+    ChildKind("v1", "Service", "services", naming.service_name, build_service),
+    ChildKind(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        naming.network_policy_name,
+        build_network_policy,
+    ),
+    ChildKind("apps/v1", "Deployment", "deployments", naming.deployment_name, build_deployment),
+    ChildKind(
+        "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", naming.hpa_name, build_hpa
+    ),
+    ChildKind(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "servicemonitors",
+        naming.service_monitor_name,
+        build_service_monitor,
+    ),
 )
 
 
 def desired_children(md: api.ModelDeployment, settings: Settings) -> list[Child]:
     """Every child kind in apply order, present or absent."""
     return [
-        Child(api_version=api_version, kind=kind, name=name_of(md), manifest=build(md, settings))
-        for api_version, kind, name_of, build in CHILD_KINDS
+        Child(api_version=k.api_version, kind=k.kind, name=k.name_of(md), manifest=k.build(md, settings))
+        for k in CHILD_KINDS
     ]
 
 
 __all__ = [
     "CHILD_KINDS",
     "Child",
+    "ChildKind",
     "Manifest",
     "build_config_map",
     "build_deployment",

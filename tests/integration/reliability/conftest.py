@@ -1,8 +1,9 @@
 """Fixtures of the reliability tests.
 
 Tests that stop the API server or etcd, kill the operator under load or churn hundreds of objects run
-on a cluster of their own (`MODELSERVE_FAULT_CLUSTER_NAME`, default `modelserve-faults`), created for
-the session and deleted after it, so nothing they break touches the cluster other tests share.
+on a cluster of their own (`MODELSERVE_FAULT_CLUSTER_NAME`, default `<MODELSERVE_CLUSTER_NAME>-faults`,
+i.e. `modelserve-faults`), created for the session and deleted after it, so nothing they break touches
+the cluster other tests share (nor another checkout's fault cluster on the same machine).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from reliability_kit import FaultCluster, OperatorProcess, delete_fault_cluster,
 
 @pytest.fixture(scope="session")
 def fault_cluster() -> Iterator[FaultCluster]:
-    name = os.environ.get("MODELSERVE_FAULT_CLUSTER_NAME", "modelserve-faults")
+    name = os.environ.get("MODELSERVE_FAULT_CLUSTER_NAME") or (
+        os.environ.get("MODELSERVE_CLUSTER_NAME", "modelserve") + "-faults"
+    )
     try:
         handle = start_fault_cluster(name)
     except Exception as exc:  # a failure, never a skip
