@@ -46,6 +46,8 @@ EXECUTABLE: Final = "modelserve-serving"
 CMD_SERVE: Final = "serve"
 CMD_FETCH: Final = "fetch"
 CMD_READY: Final = "ready"
+# preStop hook: keeps the pod serving while it leaves the Service's endpoints (`drain --seconds N`).
+CMD_DRAIN: Final = "drain"
 
 # Where a failing container writes its one-line reason; kubelet copies it into the pod status, and
 # the operator reports it as `ModelFetchFailed: <reason>`.

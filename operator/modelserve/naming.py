@@ -58,6 +58,10 @@ def network_policy_name(md: api.ModelDeployment) -> str:
     return md.name
 
 
+def pdb_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
 def config_map_name(md: api.ModelDeployment) -> str:
     return f"{md.name}-tfserving"
 

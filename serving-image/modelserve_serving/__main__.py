@@ -1,4 +1,4 @@
-"""`modelserve-serving {fetch,serve,ready}`: the serving image's single executable."""
+"""`modelserve-serving {fetch,serve,ready,drain}`: the serving image's single executable."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     ready.add_argument("--host", default="127.0.0.1")
     ready.add_argument("--port", type=int, default=contract.REST_PORT)
     ready.add_argument("--timeout-seconds", type=float, default=2.0)
+    drain = sub.add_parser(
+        contract.CMD_DRAIN,
+        help="preStop hook: keep serving this long while the pod leaves the Service's endpoints",
+    )
+    drain.add_argument("--seconds", type=float, default=10.0, help="how long (default: %(default)s)")
     return parser
 
 
@@ -100,7 +106,22 @@ def _ready(args: argparse.Namespace) -> int:
     return contract.EXIT_OK if verdict.ready else contract.EXIT_NOT_READY
 
 
-_COMMANDS = {contract.CMD_FETCH: _fetch, contract.CMD_SERVE: _serve, contract.CMD_READY: _ready}
+def _drain(args: argparse.Namespace) -> int:
+    # Kubelet runs this before it signals the container: the pod is already out of the endpoints, but
+    # proxies notice late and requests may be in flight. The image has no shell, hence no `sleep`.
+    if args.seconds < 0:
+        raise UsageError("--seconds must not be negative")
+    log.info("draining for %.0fs before TF Serving is stopped", args.seconds)
+    time.sleep(args.seconds)
+    return contract.EXIT_OK
+
+
+_COMMANDS = {
+    contract.CMD_FETCH: _fetch,
+    contract.CMD_SERVE: _serve,
+    contract.CMD_READY: _ready,
+    contract.CMD_DRAIN: _drain,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

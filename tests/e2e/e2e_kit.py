@@ -155,11 +155,14 @@ def whoami(cluster: Cluster, kubeconfig: Path) -> str:
 
 
 def can_i(cluster: Cluster, user: str, verb: str, resource: str, namespace: str | None) -> bool:
-    """`kubectl auth can-i` as `user`; namespace None asks cluster-wide (--all-namespaces)."""
+    """`kubectl auth can-i` as `user`; namespace None asks cluster-wide (--all-namespaces).
+    `resource` may name a subresource (`pods/log`) and one object (`leases.coordination.k8s.io:name`)."""
     scope = ["-n", namespace] if namespace else ["--all-namespaces"]
+    resource, _, name = resource.partition(":")
     resource, _, subresource = resource.partition("/")
     extra = [f"--subresource={subresource}"] if subresource else []
-    proc = cluster.kubectl("auth", "can-i", verb, resource, *extra, f"--as={user}", *scope, check=False)
+    target = f"{resource}/{name}" if name else resource
+    proc = cluster.kubectl("auth", "can-i", verb, target, *extra, f"--as={user}", *scope, check=False)
     answer = proc.stdout.strip()
     assert answer in ("yes", "no"), f"kubectl auth can-i {verb} {resource}: {proc.stdout}{proc.stderr}"
     return answer == "yes"
@@ -175,9 +178,10 @@ class _Collect(logging.Handler):
 
 
 @contextmanager
-def operator_as(kubeconfig: Path, namespace: str) -> Iterator[list[str]]:
+def operator_as(kubeconfig: Path, namespace: str, lease: tuple[str, str]) -> Iterator[list[str]]:
     """The operator in-process (KopfRunner, as tests/integration do) with only `kubeconfig`'s
-    credentials, watching `namespace`; yields its log lines, checked for 403s by the caller."""
+    credentials, watching `namespace` and electing itself leader on `lease` (namespace, name: what
+    the chart grants); yields its log lines, checked for 403s by the caller."""
     from kopf.testing import KopfRunner
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
@@ -192,6 +196,8 @@ def operator_as(kubeconfig: Path, namespace: str) -> Iterator[list[str]]:
             "MODELSERVE_METRICS_PORT",
             "MODELSERVE_HEALTH_PORT",
             "MODELSERVE_RETRY_DELAY_SECONDS",
+            "MODELSERVE_LEASE_NAMESPACE",
+            "MODELSERVE_LEASE_NAME",
         )
     }
     os.environ.update(
@@ -199,6 +205,8 @@ def operator_as(kubeconfig: Path, namespace: str) -> Iterator[list[str]]:
         MODELSERVE_METRICS_PORT="0",
         MODELSERVE_HEALTH_PORT="0",
         MODELSERVE_RETRY_DELAY_SECONDS="0.5",
+        MODELSERVE_LEASE_NAMESPACE=lease[0],
+        MODELSERVE_LEASE_NAME=lease[1],
     )
     # The Kubernetes client reads KUBECONFIG once, at import: an earlier test may have imported it
     # with the admin kubeconfig. Point its default at the token too, for kopf's login and the

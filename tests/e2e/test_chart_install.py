@@ -134,7 +134,7 @@ def test_install_test_upgrade_uninstall(cluster: Cluster) -> None:
 
         assert "Phase:          Succeeded" in _helm_test_playing_kubelet(cluster, namespace, release)
 
-        # Upgrade with changed values: settings roll the pod (Recreate), the ServiceMonitor appears.
+        # Upgrade with changed values: settings roll the pods (RollingUpdate), the ServiceMonitor appears.
         helm(
             cluster,
             "upgrade",

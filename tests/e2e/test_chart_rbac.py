@@ -162,6 +162,30 @@ def needed(namespace: str | None) -> list[tuple[str, str, str | None]]:
     return checks
 
 
+def leader_election(operator_namespace: str, lease: str) -> list[tuple[str, str, str | None]]:
+    """Its own Lease, in its own namespace: create (which cannot be limited by name), get, update."""
+    return [
+        ("create", "leases.coordination.k8s.io", operator_namespace),
+        ("get", f"leases.coordination.k8s.io:{lease}", operator_namespace),
+        ("update", f"leases.coordination.k8s.io:{lease}", operator_namespace),
+    ]
+
+
+def never_leases(namespace: str, operator_namespace: str, lease: str) -> list[tuple[str, str, str | None]]:
+    """No Lease elsewhere, none of another component (kube-controller-manager's, a node's)."""
+    return [
+        ("get", f"leases.coordination.k8s.io:{lease}", namespace),
+        ("create", "leases.coordination.k8s.io", namespace),
+        ("update", "leases.coordination.k8s.io:kube-controller-manager", "kube-system"),
+        ("get", "leases.coordination.k8s.io:other", operator_namespace),
+        ("update", "leases.coordination.k8s.io:other", operator_namespace),
+        ("delete", f"leases.coordination.k8s.io:{lease}", operator_namespace),
+        ("list", "leases.coordination.k8s.io", operator_namespace),
+        ("watch", "leases.coordination.k8s.io", operator_namespace),
+        ("create", "leases.coordination.k8s.io", None),
+    ]
+
+
 def never(namespace: str, operator_namespace: str) -> list[tuple[str, str, str | None]]:
     """What the operator's identity must not do, wherever it runs."""
     return [
@@ -223,12 +247,16 @@ def test_operator_runs_under_the_chart_rbac_namespaced_mode(cluster: Cluster, tm
         user = f"system:serviceaccount:{ops}:{account}"
         assert whoami(cluster, kubeconfig) == user
 
-        with operator_as(kubeconfig, ml) as log_lines:
+        with operator_as(kubeconfig, ml, (ops, account)) as log_lines:
             exercise_every_child_kind(cluster, ml)
             assert_no_drift(cluster, ml)
         assert not forbidden_lines(log_lines), "\n".join(forbidden_lines(log_lines))
+        lease = cluster.kubectl_json("get", "lease", account, "-n", ops)
+        assert lease["spec"]["holderIdentity"], "the operator held the chart's Lease"
 
         assert_can(cluster, user, needed(ml))
+        assert_can(cluster, user, leader_election(ops, account))
+        assert_cannot(cluster, user, never_leases(ml, ops, account))
         assert_can(cluster, user, [("list", "namespaces", None), ("watch", "namespaces", None)])
         assert_cannot(cluster, user, never(ml, ops))
         # Namespaced mode: nothing in namespaces it does not watch, its own included.

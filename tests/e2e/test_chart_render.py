@@ -122,8 +122,10 @@ def test_rbac_has_no_wildcards_secrets_exec_or_rbac_verbs(cluster: Cluster, valu
 
 def test_namespaced_mode_has_roles_per_namespace_and_a_small_cluster_role(cluster: Cluster) -> None:
     docs = _render(cluster, "ops", "--set-json", 'watchNamespaces=["ml-a","ml-b"]')
-    roles = {d["metadata"]["namespace"] for d in docs if d["kind"] == "Role"}
-    bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
+    roles = {d["metadata"]["namespace"] for d in docs if d["kind"] == "Role" and not _leader_role(d)}
+    bindings = {
+        d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding" and not _leader_role(d)
+    }
     assert roles == bindings == {"ml-a", "ml-b"}
     (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     cluster_resources = sorted(r for rule in cluster_role["rules"] for r in rule["resources"])
@@ -133,9 +135,13 @@ def test_namespaced_mode_has_roles_per_namespace_and_a_small_cluster_role(cluste
     assert "--namespace=ml-a" in args and "--namespace=ml-b" in args and "--all-namespaces" not in args
 
 
+def _leader_role(doc: dict[str, Any]) -> bool:
+    return bool(doc["metadata"]["name"].endswith("-leader-election"))
+
+
 def test_cluster_wide_mode_needs_no_namespace_list(cluster: Cluster) -> None:
     docs = _render(cluster, "ops")
-    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding") and not _leader_role(d)]
     (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert "namespaces" not in resources and "modeldeployments" in resources
@@ -145,7 +151,11 @@ def test_operator_deployment_follows_the_values(cluster: Cluster) -> None:
     docs = _render(cluster, "ops", "-f", str(VALUES / "custom.yaml"))
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "modelserve-controller"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -171,7 +181,15 @@ def test_operator_deployment_follows_the_values(cluster: Cluster) -> None:
         "--health-port=9091",
         "--json-logs",
         "--verbose",
+        "--leader-election",
+        "--lease-name=modelserve",
+        "--lease-duration-seconds=15",
+        "--renew-deadline-seconds=10",
+        "--retry-period-seconds=2",
     ]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    refs = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert refs == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELSERVE_WATCH_STALL_SECONDS"] == "900"
     assert not [d for d in docs if d["kind"] == "Pod"], "tests.enabled=false renders no test pod"
@@ -193,6 +211,7 @@ def test_rbac_grants_exactly_what_the_operator_uses(cluster: Cluster) -> None:
 
     child_verbs = {"get", "list", "watch", "create", "patch", "delete"}
     expected: dict[tuple[str, str], set[str]] = {
+        ("coordination.k8s.io", "leases"): {"create", "get", "update"},
         (api.GROUP, api.PLURAL): {"list", "watch"},
         (api.GROUP, f"{api.PLURAL}/status"): {"patch"},
         (api.GROUP, f"{api.PLURAL}/finalizers"): {"update"},
@@ -208,3 +227,41 @@ def test_rbac_grants_exactly_what_the_operator_uses(cluster: Cluster) -> None:
 
     namespaced = _render(cluster, "ops", "--set-json", 'watchNamespaces=["ml-a"]')
     assert _granted(namespaced) == {**expected, ("", "namespaces"): {"list", "watch"}}
+
+
+def test_two_replicas_lead_by_lease_spread_over_nodes_with_a_budget(cluster: Cluster) -> None:
+    docs = _render(cluster, "ops")
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "ops"  # its own namespace only
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["rel-modelserve-operator"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert [c["topologyKey"] for c in pod["topologySpreadConstraints"]] == [
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    ]
+    assert {c["whenUnsatisfiable"] for c in pod["topologySpreadConstraints"]} == {"ScheduleAnyway"}
+    (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+
+    single = _render(cluster, "ops", "--set", "replicaCount=1", "--set", "leaderElection.enabled=false")
+    assert not [d for d in single if d["kind"] in ("PodDisruptionBudget", "Role", "RoleBinding")]
+    (deployment,) = [d for d in single if d["kind"] == "Deployment"]
+    assert "--no-leader-election" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_several_replicas_without_leader_election_are_refused(cluster: Cluster) -> None:
+    proc = helm(cluster, "template", "x", str(CHART), "--set", "leaderElection.enabled=false", check=False)
+    assert proc.returncode != 0
+    assert "replicaCount > 1 needs leaderElection.enabled" in proc.stderr

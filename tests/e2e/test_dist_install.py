@@ -69,7 +69,7 @@ def test_kubectl_apply_dist_install(cluster: Cluster, tmp_path: Path) -> None:
             # cluster-wide install rightly does not grant (its operator runs cluster-wide and never
             # does): this test alone adds exactly that, after the can-i checks above.
             grant_namespace_list(cluster, ops, account, extra)
-            with operator_as(kubeconfig, ml) as log_lines:
+            with operator_as(kubeconfig, ml, (ops, account)) as log_lines:
                 exercise_every_child_kind(cluster, ml)
             assert not forbidden_lines(log_lines), "\n".join(forbidden_lines(log_lines))
         finally:

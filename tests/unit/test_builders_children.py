@@ -20,6 +20,7 @@ ORDER = [
     ("v1", "Service", "resnet"),
     ("networking.k8s.io/v1", "NetworkPolicy", "resnet"),
     ("apps/v1", "Deployment", "resnet"),
+    ("policy/v1", "PodDisruptionBudget", "resnet"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "resnet"),
     ("monitoring.coreos.com/v1", "ServiceMonitor", "resnet"),
 ]
@@ -31,7 +32,9 @@ def make(**spec: Any) -> api.ModelDeployment:
 
 
 def test_all_children_in_apply_order() -> None:
-    md = make(autoscaling={"maxReplicas": 3}, monitoring={"enabled": True}, networkPolicy={})
+    md = make(
+        autoscaling={"minReplicas": 2, "maxReplicas": 3}, monitoring={"enabled": True}, networkPolicy={}
+    )
     children = desired_children(md, Settings())
     assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
     for child in children:
@@ -46,9 +49,10 @@ def test_all_children_in_apply_order() -> None:
 def test_disabled_children_are_listed_as_absent() -> None:
     children = desired_children(make(), Settings())
     assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
-    assert [c.present for c in children] == [True, True, False, True, False, False]
+    assert [c.present for c in children] == [True, True, False, True, False, False, False]
     assert children[2].manifest is None
-    assert children[4].manifest is None
+    assert children[4].manifest is None  # one replica: no budget
+    assert children[5].manifest is None
 
 
 def test_child_is_frozen() -> None:

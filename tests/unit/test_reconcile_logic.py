@@ -348,7 +348,7 @@ def _server_defaults(obj: Obj, current: Obj | None) -> None:
 # --- Reconciler ------------------------------------------------------------------------------------
 
 SPEC: Obj = {"model": {"storageUri": "gs://models/resnet"}, "replicas": 2}
-CHILDREN = ["ConfigMap", "Service", "Deployment"]
+CHILDREN = ["ConfigMap", "Service", "Deployment", "PodDisruptionBudget"]
 
 
 class Clock:
@@ -391,6 +391,7 @@ def test_first_reconcile_applies_children_in_order_and_writes_status() -> None:
         ("apply", "ConfigMap", "resnet-tfserving"),
         ("apply", "Service", "resnet"),
         ("apply", "Deployment", "resnet"),
+        ("apply", "PodDisruptionBudget", "resnet"),
         ("patch_status", "ModelDeployment", "resnet"),
     ]
     dep = kube.live("Deployment")
@@ -608,7 +609,7 @@ def test_a_stale_body_older_than_our_status_write_causes_no_second_write() -> No
     r = reconciler(kube)
     stale = kube.create_md(SPEC)  # no status: delivered before our write came back
     r.reconcile(stale)
-    assert [c[0] for c in kube.writes()] == ["apply"] * 3 + ["patch_status"]
+    assert [c[0] for c in kube.writes()] == ["apply"] * len(CHILDREN) + ["patch_status"]
     kube.reset()
     r.reconcile(stale)
     assert kube.writes() == []  # status compared with our own last write, not the stale body

@@ -171,9 +171,12 @@ def render(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any
     ("example", "kinds"),
     [
         ("cpu.yaml", ["ConfigMap", "Service", "Deployment"]),
-        ("gpu.yaml", ["ConfigMap", "Service", "Deployment"]),
-        ("versions-labels.yaml", ["ConfigMap", "Service", "Deployment"]),
-        ("autoscaling.yaml", ["ConfigMap", "Service", "Deployment", "HorizontalPodAutoscaler"]),
+        ("gpu.yaml", ["ConfigMap", "Service", "Deployment", "PodDisruptionBudget"]),
+        ("versions-labels.yaml", ["ConfigMap", "Service", "Deployment", "PodDisruptionBudget"]),
+        (
+            "autoscaling.yaml",
+            ["ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"],
+        ),
         ("monitoring.yaml", ["ConfigMap", "Service", "Deployment", "ServiceMonitor"]),
     ],
 )
@@ -228,6 +231,7 @@ def test_render_reads_settings_namespace_and_stdin(
         ("ConfigMap", "bert-autoscaled-tfserving"),
         ("Service", "bert-autoscaled"),
         ("Deployment", "bert-autoscaled"),
+        ("PodDisruptionBudget", "bert-autoscaled"),
         ("HorizontalPodAutoscaler", "bert-autoscaled"),
     ]
     assert {d["metadata"]["namespace"] for d in docs} == {"ml"}

@@ -28,6 +28,7 @@ from modelserve.api.base import (
     SINGULAR,
     VERSION,
 )
+from modelserve.api.disruption import Disruption
 from modelserve.api.model import (
     AllPolicy,
     Batching,
@@ -81,6 +82,7 @@ __all__ = [
     "Batching",
     "Condition",
     "ConditionStatus",
+    "Disruption",
     "Endpoints",
     "EnvVar",
     "Gpu",

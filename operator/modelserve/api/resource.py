@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from modelserve.api.base import API_VERSION, KIND, MAX_NAME_LENGTH, NAME_PATTERN, _Model, cel, rules
+from modelserve.api.disruption import Disruption
 from modelserve.api.model import ModelSource, Serving
 from modelserve.api.workload import (
     Autoscaling,
@@ -67,6 +68,8 @@ class ModelDeploymentSpec(_Model):
     """Restrict who may reach the serving ports with a NetworkPolicy; no policy when absent."""
     suspend: bool = False
     """Scale to zero while keeping every object; condition Suspended is True."""
+    disruption: Annotated[Disruption, Field(json_schema_extra={"default": {}})] = Disruption()
+    """PodDisruptionBudget (with two or more replicas) and graceful shutdown of serving pods."""
 
 
 class ConditionStatus(StrEnum):

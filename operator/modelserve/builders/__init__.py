@@ -16,6 +16,7 @@ from modelserve.builders.configmap import build_config_map
 from modelserve.builders.deployment import build_deployment
 from modelserve.builders.hpa import build_hpa
 from modelserve.builders.networkpolicy import build_network_policy
+from modelserve.builders.pdb import build_pdb
 from modelserve.builders.service import build_service
 from modelserve.builders.servicemonitor import build_service_monitor
 from modelserve.settings import Settings
@@ -75,6 +76,7 @@ CHILD_KINDS: Final[tuple[ChildKind, ...]] = (
         build_network_policy,
     ),
     ChildKind("apps/v1", "Deployment", "deployments", naming.deployment_name, build_deployment),
+    ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", naming.pdb_name, build_pdb),
     ChildKind(
         "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", naming.hpa_name, build_hpa
     ),
@@ -105,6 +107,7 @@ __all__ = [
     "build_deployment",
     "build_hpa",
     "build_network_policy",
+    "build_pdb",
     "build_service",
     "build_service_monitor",
     "desired_children",

@@ -16,7 +16,7 @@ import json
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders import gpu, tfserving_config
+from modelserve.builders import disruption, gpu, tfserving_config
 from modelserve.settings import Settings
 
 DEFAULT_REQUESTS: Final = {"cpu": "500m", "memory": "1Gi"}
@@ -243,6 +243,7 @@ def serving_container(md: api.ModelDeployment, settings: Settings) -> dict[str, 
         "volumeMounts": mounts,
         "resources": resources(md),
         **probes(),
+        "lifecycle": disruption.lifecycle(md),
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -279,6 +280,8 @@ def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
         # in namespaces with hundreds of models.
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
+        "terminationGracePeriodSeconds": disruption.termination_grace_seconds(md),
+        "topologySpreadConstraints": disruption.topology_spread_constraints(md),
         "initContainers": [fetch_container(md, settings)],
         "containers": [serving_container(md, settings)],
         "volumes": volumes(md),
@@ -293,8 +296,6 @@ def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
             spec["affinity"] = copy.deepcopy(scheduling.affinity)
         if scheduling.priority_class_name:
             spec["priorityClassName"] = scheduling.priority_class_name
-        if scheduling.topology_spread_constraints:
-            spec["topologySpreadConstraints"] = copy.deepcopy(scheduling.topology_spread_constraints)
     return spec
 
 
