@@ -189,6 +189,7 @@ def test_metrics_and_health_endpoints_move_with_a_reconcile(
             what="a ready reconcile in /metrics",
         )
         health = _scrape(f"http://127.0.0.1:{health_port}/healthz")
+        ready = _scrape(f"http://127.0.0.1:{health_port}/readyz")
     assert runner.exception is None
     assert (
         _sample(after, "modelserve_api_requests_total", resource="deployments", verb="apply")
@@ -200,4 +201,7 @@ def test_metrics_and_health_endpoints_move_with_a_reconcile(
     assert _sample(after, "modelserve_modeldeployments", ready="True") >= 1
     assert "modelserve_queue_depth" in after
     assert "modelserve_events_dropped_total 0.0" in after.splitlines()
-    assert health == (200, '{"ok": true, "problem": null}')
+    assert "modelserve_leader 1.0" in after.splitlines()  # alone, it took the Lease at once
+    assert _sample(after, "modelserve_tracked_objects", store="records") >= 1
+    assert health == (200, '{"ok": true, "problem": null, "role": "leader"}')
+    assert ready == (200, '{"ok": true, "problem": null, "role": "leader"}')
