@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from kit import CRD_DIR, Cluster, start_local_cluster, wait_until
+from prometheus_kit import Exporter, Prometheus, start_exporter, start_prometheus
 
 TESTS = Path(__file__).resolve().parent
 
@@ -92,3 +93,40 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     if report is not None and report.failed:
         print(f"\n===== cluster state of {name} =====\n{cluster.dump(name)}")
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """One real Prometheus for the session (built from its Go module on a cold cache), on loopback.
+
+    Tests add their own targets (`prometheus.add_target`) with labels that keep their series apart
+    (their namespace), and remove them when done; see tests/prometheus_kit.py."""
+    try:
+        prom = start_prometheus(tmp_path_factory.mktemp("prometheus"))
+    except Exception as exc:  # a missing binary or a broken build is a failure, not a skip
+        pytest.fail(f"Prometheus could not be started: {exc}", pytrace=False)
+    yield prom
+    prom.stop()
+
+
+@pytest.fixture
+def exporters(prometheus: Prometheus) -> Iterator[Callable[..., Exporter]]:
+    """Starts stand-in TF Serving metrics endpoints that the session's Prometheus scrapes.
+
+    `exporters(model="m", namespace=ns, pod="m-canary-abc", rps=10)` starts one, adds it as a target
+    with the remaining keyword arguments as labels, and returns it; all are stopped and removed at
+    the end of the test."""
+    started: list[Exporter] = []
+
+    def start(
+        *, model: str, rps: float = 0.0, error_ratio: float = 0.0, latency_ms: float = 10.0, **labels: str
+    ) -> Exporter:
+        exporter = start_exporter(model=model, rps=rps, error_ratio=error_ratio, latency_ms=latency_ms)
+        started.append(exporter)
+        prometheus.add_target(exporter.address, **labels)
+        return exporter
+
+    yield start
+    for exporter in started:
+        prometheus.remove_target(exporter.address)
+        exporter.stop()

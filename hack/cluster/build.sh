@@ -127,6 +127,33 @@ require helm.sh/helm/v3 $HELM_VERSION"
   publish_family "$out"
 }
 
+# Prometheus (the server and promtool) from its Go module. The module's v0.3XY.Z tags are releases
+# v3.XY.Z; the release string is read from the module's own VERSION file. Service discovery is cut
+# to file, http and kubernetes (remove_all_sd + enable_kubernetes_sd): the cloud SDs are most of the
+# build and nothing here uses them. No builtinassets: the web UI is not needed, the API is.
+build_prometheus() {
+  local out src dir release ldf pkg=github.com/prometheus/common/version
+  out=$(family_dir prometheus "$PROMETHEUS_VERSION")
+  if family_ready prometheus "$PROMETHEUS_VERSION"; then return 0; fi
+  src="$(cache_root)/src/prometheus-$PROMETHEUS_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/prometheus
+
+go 1.26.0
+
+require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
+  dir=$(cd /tmp && go mod download -json "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  [ -f "$dir/VERSION" ] || { log "cannot download github.com/prometheus/prometheus@$PROMETHEUS_VERSION"; return 1; }
+  release=$(tr -d '[:space:]' <"$dir/VERSION")
+  ldf="-s -w -X $pkg.Version=$release -X $pkg.Revision=module-$PROMETHEUS_VERSION -X $pkg.Branch=HEAD"
+  ldf+=" -X $pkg.BuildUser=modelserve-operator@build.sh -X $pkg.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
+  log "building prometheus, promtool $release ($PROMETHEUS_VERSION; cold: ~5 min)"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath -tags netgo,remove_all_sd,enable_kubernetes_sd -ldflags "$ldf" \
+    -o "$out.tmp/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+  publish_family "$out"
+}
+
 # The ServiceMonitor CRD published by the Prometheus Operator project, read from its module's files.
 fetch_servicemonitor_crd() {
   local out dir
@@ -139,15 +166,36 @@ fetch_servicemonitor_crd() {
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/"
 }
 
+# The Gateway API's standard-channel CRDs (Gateway, HTTPRoute, ...), read from its module's files.
+fetch_gateway_api_crds() {
+  local out dir
+  out="$(cache_root)/crds/gateway-api-$GATEWAY_API_VERSION"
+  [ -s "$out/gateway.networking.k8s.io_httproutes.yaml" ] && return 0
+  dir=$(cd /tmp && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  [ -d "$dir/config/crd/standard" ] || { log "cannot download sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"; return 1; }
+  mkdir -p "$out.tmp"
+  cp "$dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$out.tmp/"
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+}
+
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm crds)
+[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm prometheus crds)
+mkdir -p "$(cache_root)/bin"
 for f in "${families[@]}"; do
   start=$SECONDS
+  # One build of a family at a time across processes (two would share its .tmp directory): a second
+  # caller waits here and then finds the family ready.
+  exec 9>"$(cache_root)/bin/.build-$f.lock"
+  flock 9
   case $f in
     kube) build_kube ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;;
-    crds) fetch_servicemonitor_crd ;;
+    prometheus) build_prometheus ;;
+    crds) fetch_servicemonitor_crd && fetch_gateway_api_crds ;;
     *) log "unknown family $f"; exit 2 ;;
   esac
+  exec 9>&-
   [ $((SECONDS - start)) -gt 1 ] && log "$f ready in $((SECONDS - start)) s"
 done
 link_bin_dir

@@ -20,7 +20,8 @@ link_bin_dir() {
   local cur f
   cur=$(bin_dir)
   mkdir -p "$cur"
-  for f in "kube $KUBE_VERSION" "etcd $ETCD_VERSION" "kwok $KWOK_VERSION" "helm $HELM_VERSION"; do
+  for f in "kube $KUBE_VERSION" "etcd $ETCD_VERSION" "kwok $KWOK_VERSION" "helm $HELM_VERSION" \
+    "prometheus $PROMETHEUS_VERSION"; do
     # shellcheck disable=SC2086
     set -- $f
     family_ready "$1" "$2" || continue
