@@ -176,6 +176,8 @@ fetch_gateway_api_crds() {
   [ -d "$dir/config/crd/standard" ] || { log "cannot download sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"; return 1; }
   mkdir -p "$out.tmp"
   cp "$dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$out.tmp/"
+  rm -f "$out.tmp"/*vap*  # a ValidatingAdmissionPolicy shipped beside the CRDs: not a CRD
+  chmod -R u+w "$out.tmp"  # module files are read-only
   rm -rf "$out"
   mv "$out.tmp" "$out"
 }
