@@ -212,8 +212,9 @@ class Kube:
 
     # --- children ----------------------------------------------------------------------------------
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply under our single field manager; we win conflicts over fields we declare."""
+    def apply(self, manifest: dict[str, Any], *, field_manager: str = naming.FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply, by default under our main field manager; we win conflicts over fields
+        we declare."""
         res = RESOURCES[manifest["kind"]]
         meta = manifest["metadata"]
         return dict(
@@ -222,7 +223,7 @@ class Kube:
                 res.plural,
                 "PATCH",
                 res.path(meta["namespace"], meta["name"]),
-                query=[("fieldManager", naming.FIELD_MANAGER), ("force", "true")],
+                query=[("fieldManager", field_manager), ("force", "true")],
                 body=apply_body(manifest),
                 content_type="application/apply-patch+yaml",
             )

@@ -20,6 +20,7 @@ from typing import Any, Final
 import pydantic
 
 from modelserve import api, builders, naming, status
+from modelserve.builders import replicas
 from modelserve.kube import Invalid, Kube, KubeError, Transient
 from modelserve.records import Key, Record, Records
 from modelserve.settings import Settings
@@ -247,9 +248,25 @@ class Reconciler:
                 self.cache.put(live)
         if live is not None and is_subset(desired, live):
             return live
+        if child.kind == "Deployment":
+            desired = self._hold_replicas(md, desired, live)
         applied = self.kube.apply(desired)
         self.cache.put(applied)
         return applied
+
+    def _hold_replicas(
+        self, md: api.ModelDeployment, desired: dict[str, Any], live: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """With autoscaling: create at minReplicas, and never let an apply reset the live count
+        (see builders/replicas.py)."""
+        seed = replicas.seed_body(md, live) if live is not None else None
+        if seed is not None:
+            try:
+                self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
+                return desired
+            except Invalid:
+                pass  # deleted meanwhile: a partial apply cannot create it; the apply below does
+        return replicas.creation_body(md, desired)
 
     def _current_status(self, body: dict[str, Any], record: Record) -> dict[str, Any]:
         written = record.written

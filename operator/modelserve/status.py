@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from modelserve import api, contract, naming
 from modelserve.builders.gpu import gpu_resource_name, gpu_summary
+from modelserve.builders.replicas import desired_replicas
 from modelserve.builders.tfserving_config import served_versions_summary
 
 READY: Final = "Ready"
@@ -105,6 +106,12 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
     def note(reason: str, message: str, pod: str) -> None:
         found.setdefault(reason, _PodTrouble(reason, message)).pods.append(pod)
 
+    # A GPU rollout replaces pods in place (no surge): the new pod is short of GPUs until the old
+    # one has terminated and given its GPU back. That is the rollout, not a shortage.
+    terminating = [
+        p["metadata"].get("name", "?") for p in pods if (p.get("metadata") or {}).get("deletionTimestamp")
+    ]
+
     for pod in pods:
         name = pod.get("metadata", {}).get("name", "?")
         status = pod.get("status") or {}
@@ -112,6 +119,8 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 message = cond.get("message") or "the scheduler found no node for the pod"
                 gpu = any(shortage in message for shortage in shortages)
+                if gpu and terminating:
+                    continue
                 note(Reason.INSUFFICIENT_GPU if gpu else Reason.UNSCHEDULABLE, message, name)
         for cs in status.get("initContainerStatuses") or []:
             state = cs.get("state") or {}
@@ -143,21 +152,12 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
     return None
 
 
-def _desired_replicas(md: api.ModelDeployment, deployment: dict[str, Any]) -> int:
-    if md.spec.suspend:
-        return 0
-    spec_replicas = (deployment.get("spec") or {}).get("replicas")
-    if spec_replicas is not None:
-        return int(spec_replicas)
-    return md.spec.autoscaling.min_replicas if md.spec.autoscaling else (md.spec.replicas or 1)
-
-
 def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
     dep = obs.deployment
     if dep is None:
         return _Cond(DEPLOYMENT_READY, False, Reason.CREATING, "the Deployment does not exist yet")
     status = dep.get("status") or {}
-    desired = _desired_replicas(md, dep)
+    desired = desired_replicas(md, dep)
     ready = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
     total = int(status.get("replicas") or 0)
@@ -199,7 +199,10 @@ def _autoscaler_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
     if md.spec.autoscaling is None:
         return _Cond(AUTOSCALER_READY, True, Reason.NOT_REQUESTED, "autoscaling is off")
     if md.spec.suspend:
-        return _Cond(AUTOSCALER_READY, True, Reason.SUSPENDED, "the autoscaler is removed while suspended")
+        # The HPA is kept; the HPA controller does not scale a Deployment at zero replicas.
+        return _Cond(
+            AUTOSCALER_READY, True, Reason.SUSPENDED, "the autoscaler is kept and idle while scaled to zero"
+        )
     if obs.hpa is None:
         return _Cond(
             AUTOSCALER_READY, False, Reason.CREATING, "the HorizontalPodAutoscaler does not exist yet"

@@ -25,10 +25,14 @@ def cpu(percent: int) -> dict[str, Any]:
     }
 
 
-def test_absent_without_autoscaling_or_while_suspended() -> None:
+def test_absent_without_autoscaling_and_kept_while_suspended() -> None:
     assert build_hpa(make(), Settings()) is None
     assert build_hpa(make(replicas=3), Settings()) is None
-    assert build_hpa(make(autoscaling={"maxReplicas": 3}, suspend=True), Settings()) is None
+    # Kept (same uid, same history): the HPA controller does not scale a Deployment at zero.
+    autoscaling = {"maxReplicas": 3}
+    assert build_hpa(make(autoscaling=autoscaling, suspend=True), Settings()) == build_hpa(
+        make(autoscaling=autoscaling), Settings()
+    )
 
 
 def test_targets_the_deployment_with_default_cpu_target() -> None:

@@ -240,13 +240,16 @@ class FakeKube(Kube):
 
     # --- the Kube interface ---
 
-    def apply(self, manifest: Obj) -> Obj:
+    def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
         kind, meta = manifest["kind"], manifest["metadata"]
-        self.calls.append(("apply", kind, meta["name"]))
+        seed = field_manager != naming.FIELD_MANAGER
+        self.calls.append(("seed" if seed else "apply", kind, meta["name"]))
         if kind in self.refuse:
             raise Invalid(422, "Invalid", self.refuse[kind])
         key = (kind, meta["namespace"], meta["name"])
         current = self.objects.get(key)
+        if seed and current is None:  # a partial apply cannot create an object
+            raise Invalid(422, "Invalid", "spec.selector: Required value")
         live = _merge(copy.deepcopy(current) if current else {}, copy.deepcopy(manifest))
         _server_defaults(live, current)
         live_meta = live["metadata"]
@@ -648,7 +651,7 @@ def test_status_write_of_a_deleted_model_deployment_is_ignored_other_errors_prop
 
 def test_transient_apply_errors_propagate_for_a_retry() -> None:
     class Throttled(FakeKube):
-        def apply(self, manifest: Obj) -> Obj:
+        def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
             raise Transient(429, "TooManyRequests", "slow down")
 
     kube = Throttled()
@@ -722,3 +725,23 @@ def test_pods_are_listed_only_while_an_observed_rollout_is_unfinished() -> None:
     r.reconcile(kube.body())
     assert not [c for c in kube.calls if c[0] == "list"]
     assert [(t, reason) for t, reason, _ in kube.events] == [("Normal", Reason.READY)]
+
+
+def test_autoscaled_deployment_is_created_at_min_then_its_count_is_held_before_each_apply() -> None:
+    kube = FakeKube()
+    cache = ChildCache()
+    auto = {
+        "model": {"storageUri": "gs://models/resnet"},
+        "autoscaling": {"minReplicas": 3, "maxReplicas": 6},
+    }
+    reconciler(kube, cache).reconcile(kube.create_md(auto))
+    assert kube.live("Deployment")["spec"]["replicas"] == 3
+    assert ("seed", "Deployment", "resnet") not in kube.calls  # one write at creation
+    # The HPA scales up; a spec change must not reset the count: the seed claims it first.
+    cache.put(kube.mutate("Deployment", lambda d: d["spec"].update(replicas=5)))
+    kube.calls.clear()
+    changed = {**auto, "serving": {"env": [{"name": "A", "value": "1"}]}}
+    reconciler(kube, cache).reconcile(kube.update_spec(changed))
+    deployment_calls = [c for c in kube.calls if c[1] == "Deployment" and c[0] in ("seed", "apply")]
+    assert deployment_calls == [("seed", "Deployment", "resnet"), ("apply", "Deployment", "resnet")]
+    assert kube.live("Deployment")["spec"]["replicas"] == 5

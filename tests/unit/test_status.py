@@ -853,3 +853,26 @@ def test_pods_refused_at_admission_report_pod_create_failed() -> None:
     assert summary(status)["DeploymentReady"] == ("False", Reason.POD_CREATE_FAILED)
     assert summary(status)["Ready"] == ("False", Reason.POD_CREATE_FAILED)
     assert conditions(status)["Ready"]["message"].endswith(message)
+
+
+def test_a_gpu_pod_waiting_for_a_terminating_pod_of_its_own_is_rolling_out() -> None:
+    # GPU rollouts replace pods in place: the new pod waits for the old one's GPU.
+    md = make(gpu={"count": 1})
+    old = pod("resnet-old")
+    old["metadata"]["deletionTimestamp"] = T0
+    status = compute_status(md, rolling_out(unschedulable("resnet-new", GPU_SHORTAGE), old), None, T0)
+    assert summary(status)["Ready"] == ("False", Reason.ROLLING_OUT)
+    # Once the old pod is gone, the same shortage is a shortage.
+    status = compute_status(md, rolling_out(unschedulable("resnet-new", GPU_SHORTAGE)), None, T0)
+    assert summary(status)["Ready"] == ("False", Reason.INSUFFICIENT_GPU)
+
+
+def test_ready_needs_min_replicas_even_when_the_deployment_says_fewer() -> None:
+    # The HPA has yet to raise a Deployment at 1 to minReplicas 3: 1/1 ready is not Ready.
+    md = make(autoscaling={"minReplicas": 3, "maxReplicas": 5})
+    obs = Observed(
+        service=service(), deployment=deployment(replicas=1, ready=1, updated=1, total=1), hpa=hpa()
+    )
+    status = compute_status(md, obs, None, T0)
+    assert summary(status)["Ready"] == ("False", Reason.ROLLING_OUT)
+    assert conditions(status)["DeploymentReady"]["message"] == "1/3 replicas ready, 1/3 updated"

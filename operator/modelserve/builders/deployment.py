@@ -313,6 +313,8 @@ def build_deployment(md: api.ModelDeployment, settings: Settings) -> dict[str, A
             "spec": pod_spec(md, settings),
         },
     }
+    if strategy := gpu.rollout_strategy(md):
+        spec["strategy"] = strategy
     count = replicas(md)
     if count is not None:
         spec = {"replicas": count, **spec}

@@ -49,6 +49,16 @@ def gpu_tolerations(md: api.ModelDeployment) -> list[dict[str, Any]]:
     return [{"key": naming.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
 
 
+def rollout_strategy(md: api.ModelDeployment) -> dict[str, Any] | None:
+    """GPU pods are replaced one at a time and never surged: a surge pod needs a GPU more than the
+    replicas hold, and on a fully allocated node it stays Pending while the rollout waits for it
+    forever. The cost: one replica fewer serves during a rollout (a single-replica GPU model is down
+    while its pod is replaced). None keeps Kubernetes' default (25% surge, 25% unavailable)."""
+    if md.spec.gpu is None:
+        return None
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
 def gpu_summary(md: api.ModelDeployment) -> str | None:
     """For status and the GPU printer column: '1x NVIDIA-A100-SXM4-80GB', '2x nvidia.com/mig-1g.10gb'."""
     gpu = md.spec.gpu

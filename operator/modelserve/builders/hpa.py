@@ -33,11 +33,11 @@ def hpa_metrics(autoscaling: api.Autoscaling) -> list[dict[str, Any]]:
 
 
 def build_hpa(md: api.ModelDeployment, settings: Settings) -> dict[str, Any] | None:
-    """None (absent) without autoscaling, and while suspended: an HPA would scale a suspended
-    Deployment back up to minReplicas."""
+    """None (absent) without autoscaling. Kept while suspended: the HPA controller leaves a target
+    at zero replicas alone ("scaling is disabled"), so suspend keeps its uid and history."""
     del settings  # same signature as every builder
     autoscaling = md.spec.autoscaling
-    if autoscaling is None or md.spec.suspend:
+    if autoscaling is None:
         return None
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": naming.deployment_name(md)},

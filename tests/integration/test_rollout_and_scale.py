@@ -1,0 +1,223 @@
+"""Rollouts on scarce GPUs, the first replica count under autoscaling, suspend with an HPA, and a
+ModelDeployment whose namespace is being deleted: each against the real controller-manager and
+scheduler of the local cluster."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kit import Cluster, condition, get_or_none, model_deployment, wait_condition, wait_until
+from modelserve import naming
+
+pytestmark = pytest.mark.integration
+
+MODEL = {"storageUri": "gs://models/half_plus_two"}
+
+
+def apply(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+
+
+def suspend(cluster: Cluster, namespace: str, name: str, value: bool) -> None:
+    patch = json.dumps({"spec": {"suspend": value}})
+    cluster.kubectl("patch", "mdep", name, "-n", namespace, "--type=merge", "-p", patch)
+
+
+def live_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", f"modelserve.dev/deployment={name}")
+    return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+@pytest.fixture
+def three_gpu_node(cluster: Cluster) -> Iterator[str]:
+    """A node of its own product with exactly three GPUs, so the test owns every GPU of it."""
+    product = f"TEST-GPU-{uuid.uuid4().hex[:6]}"
+    name = f"gpu-{product.lower()}"
+    gpus = "3"
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+                "type": "kwok",
+                "nvidia.com/gpu.product": product,
+            },
+        },
+        "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+        "status": {
+            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": gpus},
+            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": gpus},
+        },
+    }
+    cluster.kubectl(
+        "apply", "--server-side", "--field-manager=modelserve-tests", "-f", "-", input=json.dumps(node)
+    )
+    cluster.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
+    yield product
+    cluster.kubectl("delete", "node", name, "--wait=false", check=False)
+
+
+@pytest.mark.usefixtures("operator")
+def test_gpu_rollout_on_a_full_node_completes(cluster: Cluster, namespace: str, three_gpu_node: str) -> None:
+    """Three 1-GPU replicas fill the node; a surge pod could never schedule and the rollout would
+    hang until the progress deadline. The GPU strategy replaces pods one at a time instead."""
+    spec = {"model": MODEL, "replicas": 3, "gpu": {"count": 1, "product": three_gpu_node}}
+    apply(cluster, namespace, model_deployment("full", spec))
+    wait_condition(cluster, namespace, "full", "Ready", "True", timeout=90)
+
+    spec["serving"] = {"env": [{"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"}]}
+    apply(cluster, namespace, model_deployment("full", spec))
+    md = wait_condition(cluster, namespace, "full", "Ready", "True", timeout=120)
+    assert md["status"]["updatedReplicas"] == 3 and md["status"]["readyReplicas"] == 3
+    live = live_pods(cluster, namespace, "full")
+    assert len(live) == 3
+    for pod in live:
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
+        assert env.get("TF_CPP_MIN_LOG_LEVEL") == "2", "a pod of the old template is still running"
+
+
+def _watch(
+    kube_api: Any, namespace: str, kind: str, name: str, stop: threading.Event
+) -> list[dict[str, Any]]:
+    """Every version of one ModelDeployment or Deployment, as the watch delivers them (in a thread)."""
+    from kubernetes import client, watch
+
+    from modelserve import api
+
+    seen: list[dict[str, Any]] = []
+    if kind == "Deployment":
+        apps = client.AppsV1Api(kube_api)
+        lister, args = apps.list_namespaced_deployment, (namespace,)
+    else:
+        lister = client.CustomObjectsApi(kube_api).list_namespaced_custom_object
+        args = (api.GROUP, api.VERSION, namespace, api.PLURAL)
+
+    def run() -> None:
+        while not stop.is_set():
+            w = watch.Watch()
+            for event in w.stream(lister, *args, field_selector=f"metadata.name={name}", timeout_seconds=5):
+                obj = event["object"]
+                seen.append(obj if isinstance(obj, dict) else kube_api.sanitize_for_serialization(obj))
+                if stop.is_set():
+                    w.stop()
+
+    threading.Thread(target=run, daemon=True).start()
+    return seen
+
+
+@pytest.mark.usefixtures("operator")
+def test_autoscaled_deployment_starts_at_min_replicas_and_is_ready_only_there(
+    cluster: Cluster, namespace: str, kube_api: Any
+) -> None:
+    stop = threading.Event()
+    versions = _watch(kube_api, namespace, "ModelDeployment", "floor", stop)
+    deployments = _watch(kube_api, namespace, "Deployment", "floor", stop)
+    spec = {"model": MODEL, "autoscaling": {"minReplicas": 3, "maxReplicas": 5}}
+    apply(cluster, namespace, model_deployment("floor", spec))
+    wait_until(
+        lambda: (
+            (md := get_or_none(cluster, namespace, "mdep", "floor")) is not None
+            and (md.get("status") or {}).get("readyReplicas") == 3
+            and (condition(md, "Ready") or {}).get("status") == "True"
+        ),
+        timeout=90,
+        what="floor: Ready with 3 replicas",
+    )
+    wait_until(
+        lambda: any((v.get("status") or {}).get("readyReplicas") == 3 for v in versions),
+        timeout=30,
+        what="the watch",
+    )
+    statuses = [dict(v.get("status") or {}) for v in versions]
+
+    ready = [(condition({"status": s}, "Ready") or {}).get("status") for s in statuses]
+    low = [s.get("readyReplicas") for s, r in zip(statuses, ready, strict=True) if r == "True"]
+    assert all(n is not None and n >= 3 for n in low), f"Ready=True with {low} ready replicas"
+    # True once, never False again afterwards (no True -> RollingOut -> True).
+    first_true = ready.index("True")
+    assert all(r == "True" for r in ready[first_true:]), ready
+
+    # The first ReplicaSet was scaled straight to the minimum, not to 1 and then up by the HPA.
+    events = cluster.kubectl_json(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.kind=Deployment"
+    )
+    scaled = [e["message"] for e in events["items"] if e["reason"] == "ScalingReplicaSet"]
+    assert any("from 0 to 3" in m for m in scaled), scaled
+    assert not any(m.endswith(" to 1") for m in scaled), scaled
+
+    # A later apply (a spec change rolls the pods) leaves the count alone: the operator's own field
+    # manager gives spec.replicas up, and it never drops to 1 on the way.
+    spec["serving"] = {"env": [{"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"}]}
+    apply(cluster, namespace, model_deployment("floor", spec))
+    md = wait_condition(cluster, namespace, "floor", "Ready", "True", timeout=90)
+    assert md["status"]["readyReplicas"] == 3 and md["status"]["updatedReplicas"] == 3
+    dep = cluster.kubectl_json("get", "deployment", "floor", "-n", namespace, "--show-managed-fields")
+    assert dep["spec"]["replicas"] == 3
+    owners = [
+        entry["manager"]
+        for entry in dep["metadata"]["managedFields"]
+        if "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {})
+    ]
+    assert owners and naming.FIELD_MANAGER not in owners, owners
+    stop.set()
+    counts = [d["spec"].get("replicas") for d in deployments]
+    assert counts and min(counts) == 3, f"the Deployment's count went {counts}"
+
+
+@pytest.mark.usefixtures("operator")
+def test_suspend_keeps_the_hpa_and_the_controller_stops_scaling(cluster: Cluster, namespace: str) -> None:
+    spec: dict[str, Any] = {"model": MODEL, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}
+    apply(cluster, namespace, model_deployment("nap", spec))
+    wait_condition(cluster, namespace, "nap", "Ready", "True", timeout=90)
+    hpa = get_or_none(cluster, namespace, "hpa", "nap")
+    assert hpa is not None
+    uid = hpa["metadata"]["uid"]
+
+    cluster.kubectl(
+        "patch", "mdep", "nap", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+    md = wait_condition(cluster, namespace, "nap", "Suspended", "True", timeout=60)
+    assert (condition(md, "AutoscalerReady") or {}).get("reason") == "Suspended"
+
+    def scaling_disabled() -> bool:
+        live = get_or_none(cluster, namespace, "hpa", "nap")
+        assert live is not None, "the HPA was deleted while suspended"
+        assert live["metadata"]["uid"] == uid
+        active = condition(live, "ScalingActive") or {}
+        return active.get("status") == "False" and active.get("reason") == "ScalingDisabled"
+
+    # The HPA controller has synced against the Deployment at zero and left it there.
+    wait_until(scaling_disabled, timeout=60, what="the HPA controller to disable scaling at zero replicas")
+    assert cluster.kubectl_json("get", "deployment", "nap", "-n", namespace)["spec"]["replicas"] == 0
+    wait_until(
+        lambda: (
+            not [
+                p
+                for p in cluster.kubectl_json(
+                    "get", "pods", "-n", namespace, "-l", "modelserve.dev/deployment=nap"
+                )["items"]
+                if not p["metadata"].get("deletionTimestamp")
+            ]
+        ),
+        timeout=30,
+        what="the pods to go",
+    )
+
+    cluster.kubectl(
+        "patch", "mdep", "nap", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}'
+    )
+    md = wait_condition(cluster, namespace, "nap", "Ready", "True", timeout=90)
+    assert md["status"]["readyReplicas"] == 2
+    resumed = get_or_none(cluster, namespace, "hpa", "nap")
+    assert resumed is not None and resumed["metadata"]["uid"] == uid
