@@ -4,21 +4,20 @@
 --   1. the operator has not seen the current spec yet (status.observedGeneration < generation):
 --      Progressing, whatever an older status says, so a sync never turns Healthy on stale status;
 --   2. spec.suspend / condition Suspended=True: Suspended;
---   3. condition Ready: True -> Healthy; False with a failure reason -> Degraded; otherwise Progressing.
+--   3. condition Ready, if computed for the current generation (its own observedGeneration):
+--      True -> Healthy; False with a transient reason -> Progressing; False with any other reason
+--      -> Degraded (a failure the script does not know must not look like progress); Unknown ->
+--      Progressing.
 local hs = {}
 
-local failures = {
-  InvalidSpec = true,
-  Unschedulable = true,
-  InsufficientGPU = true,
-  ImagePullFailed = true,
-  ModelFetchFailed = true,
-  CrashLoopBackOff = true,
-  ProgressDeadlineExceeded = true,
-  PodCreateFailed = true,
-  AutoscalerFailed = true,
-  ApplyFailed = true,
+-- The Ready=False reasons that mean "wait". The list is modelserve.status.TRANSIENT_REASONS; the
+-- same list is in docs/status.md, and tests/e2e/test_argocd_health.py fails when they differ.
+-- BEGIN TRANSIENT_REASONS
+local transient = {
+  Creating = true,
+  RollingOut = true,
 }
+-- END TRANSIENT_REASONS
 
 local function condition(status, type_)
   if status == nil or status.conditions == nil then
@@ -66,8 +65,13 @@ if observed < generation then
   return hs
 end
 
+-- A condition computed for an older spec says nothing about this one.
+local function current(c)
+  return c ~= nil and (c.observedGeneration == nil or c.observedGeneration >= generation)
+end
+
 local suspended = condition(status, "Suspended")
-if (suspended ~= nil and suspended.status == "True")
+if (current(suspended) and suspended.status == "True")
     or (obj.spec ~= nil and obj.spec.suspend == true) then
   hs.status = "Suspended"
   hs.message = "Suspended: scaled to zero, every object kept"
@@ -83,6 +87,12 @@ if ready == nil then
   hs.message = "Waiting for the Ready condition"
   return hs
 end
+if not current(ready) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+    .. " (Ready is for generation " .. tostring(ready.observedGeneration) .. ")"
+  return hs
+end
 if ready.status == "True" then
   hs.status = "Healthy"
   local replicas = status.readyReplicas or 0
@@ -92,9 +102,12 @@ if ready.status == "True" then
   end
   return hs
 end
-if ready.status == "False" and ready.reason ~= nil and failures[ready.reason] then
+if ready.status == "False" and not (ready.reason ~= nil and transient[ready.reason]) then
   hs.status = "Degraded"
   hs.message = describe(ready)
+  if hs.message == "" then
+    hs.message = "Ready is False"
+  end
   return hs
 end
 hs.status = "Progressing"

@@ -297,12 +297,11 @@ class Reconciler:
         after = status.ready_condition(new) or {}
         if (before.get("status"), before.get("reason")) == (after.get("status"), after.get("reason")):
             return
-        if not before and after.get("reason") in (status.Reason.CREATING, status.Reason.ROLLING_OUT):
+        if not before and after.get("reason") in status.TRANSIENT_REASONS:
             return  # a new object starting up is no news; its first Ready (or failure) is
         healthy = after.get("status") == "True" or after.get("reason") in (
             status.Reason.SUSPENDED,
-            status.Reason.CREATING,
-            status.Reason.ROLLING_OUT,
+            *status.TRANSIENT_REASONS,
         )
         message = str(after.get("message") or after.get("reason") or "")
         self.record_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)

@@ -64,6 +64,12 @@ class Reason:
     APPLY_FAILED = "ApplyFailed"
 
 
+# The Ready=False reasons that mean "wait, this resolves by itself"; every other one is a failure a
+# person acts on (Argo CD: Degraded). The one list: deploy/argocd/health.lua and docs/status.md
+# carry copies that tests/e2e/test_argocd_health.py compares with it.
+TRANSIENT_REASONS: Final = (Reason.CREATING, Reason.ROLLING_OUT)
+
+
 @dataclass(frozen=True)
 class Observed:
     """What the reconciler saw of the children after applying them."""
@@ -271,7 +277,7 @@ def _conditions(md: api.ModelDeployment, obs: Observed) -> list[_Cond]:
         Reason.READY if ready_replicas > 0 else (Reason.SUSPENDED if md.spec.suspend else deployment.reason),
         f"{ready_replicas} replicas serving" if ready_replicas else "no replica is serving",
     )
-    rolling = deployment.reason in (Reason.CREATING, Reason.ROLLING_OUT)
+    rolling = deployment.reason in TRANSIENT_REASONS
     progressing = _Cond(
         PROGRESSING,
         rolling,

@@ -150,6 +150,58 @@ FIXTURES: list[tuple[str, dict[str, Any], str, str]] = [
         "Creating",
     ),
     (
+        "degraded-reason-the-script-does-not-know",
+        _md(
+            status={
+                "observedGeneration": 1,
+                "conditions": [_cond("Ready", "False", "SomethingNewBroke", "the new failure mode")],
+            }
+        ),
+        "Degraded",
+        "SomethingNewBroke: the new failure mode",
+    ),
+    (
+        "degraded-without-reason-or-message",
+        _md(status={"observedGeneration": 1, "conditions": [_cond("Ready", "False", "")]}),
+        "Degraded",
+        "Ready is False",
+    ),
+    (
+        "progressing-creating",
+        _md(status={"observedGeneration": 1, "conditions": [_cond("Ready", "False", "Creating", "Service")]}),
+        "Progressing",
+        "Creating: Service",
+    ),
+    (
+        "stale-ready-condition-despite-current-status",
+        _md(
+            generation=4,
+            status={
+                "observedGeneration": 4,
+                "conditions": [
+                    _cond("Ready", "True", "Ready", "every replica serves the model", generation=3)
+                ],
+            },
+        ),
+        "Progressing",
+        "Waiting for the operator to observe generation 4 (Ready is for generation 3)",
+    ),
+    (
+        "stale-suspended-condition-is-not-suspended",
+        _md(
+            generation=2,
+            status={
+                "observedGeneration": 2,
+                "conditions": [
+                    _cond("Ready", "True", "Ready", "every replica serves the model", generation=2),
+                    _cond("Suspended", "True", "Suspended", "scaled to zero", generation=1),
+                ],
+            },
+        ),
+        "Healthy",
+        "Ready: 0 replica(s) serving",
+    ),
+    (
         "suspend-requested-not-yet-reported",
         _md(suspend=True, generation=2, status={"observedGeneration": 2, "conditions": [READY]}),
         "Suspended",
@@ -190,6 +242,43 @@ def health(request: pytest.FixtureRequest) -> Any:
 )
 def test_health_check(health: Any, obj: dict[str, Any], status: str, message: str) -> None:
     assert health(obj) == {"status": status, "message": message}
+
+
+def _between_markers(text: str, begin: str, end: str) -> str:
+    return text[text.index(begin) + len(begin) : text.index(end)]
+
+
+def test_transient_reasons_are_one_list_in_status_py_the_lua_and_the_docs() -> None:
+    import re
+
+    from modelserve import status
+
+    lua = _between_markers(HEALTH_LUA.read_text(), "-- BEGIN TRANSIENT_REASONS", "-- END TRANSIENT_REASONS")
+    in_lua = re.findall(r"^\s*([A-Za-z]+) = true,$", lua, flags=re.MULTILINE)
+    docs = _between_markers(
+        (REPO / "docs" / "status.md").read_text(),
+        "<!-- BEGIN TRANSIENT_REASONS -->",
+        "<!-- END TRANSIENT_REASONS -->",
+    )
+    in_docs = re.findall(r"`([A-Za-z]+)`", docs)
+    want = list(status.TRANSIENT_REASONS)
+    assert in_lua == want, (
+        f"deploy/argocd/health.lua lists {in_lua}; modelserve.status.TRANSIENT_REASONS is {want}"
+    )
+    assert in_docs == want, f"docs/status.md lists {in_docs}; modelserve.status.TRANSIENT_REASONS is {want}"
+    reasons = {v for k, v in vars(status.Reason).items() if k.isupper()}
+    assert set(want) <= reasons
+
+
+def test_every_reason_but_the_transient_ones_is_degraded(health: Any) -> None:
+    from modelserve import status
+
+    for name, reason in vars(status.Reason).items():
+        if not name.isupper() or reason in (status.Reason.READY, status.Reason.SUSPENDED):
+            continue
+        obj = _md(status={"observedGeneration": 1, "conditions": [_cond("Ready", "False", reason, "m")]})
+        want = "Progressing" if reason in status.TRANSIENT_REASONS else "Degraded"
+        assert health(obj)["status"] == want, reason
 
 
 def test_argocd_cm_patch_carries_the_same_script() -> None:
