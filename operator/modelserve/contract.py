@@ -40,6 +40,19 @@ ENV_CREDENTIALS_DIR: Final = "MODELSERVE_CREDENTIALS_DIR"
 ENV_ENABLE_BATCHING: Final = "MODELSERVE_ENABLE_BATCHING"
 ENV_ENABLE_WARMUP: Final = "MODELSERVE_ENABLE_WARMUP"
 ENV_STORAGE_CHECKSUM: Final = "MODELSERVE_STORAGE_SHA256"
+# `sync`: seconds between polls of the store (0: fetch once, then only keep the process alive).
+ENV_POLL_SECONDS: Final = "MODELSERVE_POLL_SECONDS"
+# `sync`: "sidecar" (one pod's emptyDir, TF Serving on localhost) or "cache" (the shared cache claim).
+ENV_SYNC_MODE: Final = "MODELSERVE_SYNC_MODE"
+ENV_SYNC_STATE_FILE: Final = "MODELSERVE_SYNC_STATE_FILE"
+SYNC_MODE_SIDECAR: Final = "sidecar"
+SYNC_MODE_CACHE: Final = "cache"
+DEFAULT_POLL_SECONDS: Final = 60
+# What `sync` last did, for its probes (`sync-status`); per container (the tmp emptyDir), never on
+# the shared cache, so a restarted or second sync never reads another one's word.
+SYNC_STATE_FILE: Final = "/tmp/modelserve-sync.json"
+# Staging directories live on the model volume (so publishing is a rename) but outside any base path.
+STAGING_PREFIX: Final = ".staging-"
 
 # The image's single executable and its subcommands (container command, init container, probe).
 EXECUTABLE: Final = "modelserve-serving"
@@ -48,6 +61,8 @@ CMD_FETCH: Final = "fetch"
 CMD_READY: Final = "ready"
 # preStop hook: keeps the pod serving while it leaves the Service's endpoints (`drain --seconds N`).
 CMD_DRAIN: Final = "drain"
+CMD_SYNC: Final = "sync"  # native sidecar (per pod) or the <name>-model-sync Deployment (cache)
+CMD_SYNC_STATUS: Final = "sync-status"  # startup/readiness probe of `sync`
 
 # Where a failing container writes its one-line reason; kubelet copies it into the pod status, and
 # the operator reports it as `ModelFetchFailed: <reason>`.
@@ -59,6 +74,9 @@ EXIT_USAGE: Final = 2  # bad configuration or arguments: retrying will not help
 EXIT_FETCH_FAILED: Final = 3  # the model could not be fetched (after retries for transient errors)
 EXIT_BAD_LAYOUT: Final = 4  # fetched, but not a TF Serving layout (numeric version folders)
 EXIT_NOT_READY: Final = 1  # readiness check: some served version is not AVAILABLE
+# `sync` in cache mode: the store could not be reached for a whole poll (after retries); the cache
+# keeps what it holds. Exiting hands the backoff to kubelet and the reason to the operator.
+EXIT_SYNC_DEGRADED: Final = 5
 
 # Non-root user of the image (restricted Pod Security Standard).
 RUN_AS_USER: Final = 1000

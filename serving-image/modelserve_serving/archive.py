@@ -7,6 +7,7 @@ import logging
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 import requests
@@ -87,22 +88,60 @@ def _kind(path: Path) -> str:
     return "unknown"
 
 
-def extract(archive: Path, dest: Path, what: str) -> None:
-    """Extracts into dest, refusing members that would land outside it (absolute paths, '..', links
-    pointing out): an archive from the internet must not write over the container's files."""
+def _wanted(name: str, keep: Callable[[str], bool] | None) -> bool:
+    return keep is None or keep(name.lstrip("./"))
+
+
+def members(archive: Path, what: str) -> list[str]:
+    """The regular files in the archive (relative POSIX names), without extracting anything."""
+    names: list[str] = []
+    extract(archive, None, what, on_name=names.append)
+    return names
+
+
+def extract(
+    archive: Path,
+    dest: Path | None,
+    what: str,
+    *,
+    keep: Callable[[str], bool] | None = None,
+    on_name: Callable[[str], None] | None = None,
+) -> None:
+    """Extracts into dest the members `keep` accepts (all by default), refusing members that would
+    land outside it (absolute paths, '..', links pointing out): an archive from the internet must
+    not write over the container's files. With dest None, only names the files (`on_name`)."""
     kind = _kind(archive)
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest is not None:
+        dest.mkdir(parents=True, exist_ok=True)
     try:
         if kind == "zip":
             with zipfile.ZipFile(archive) as zf:
-                for name in zf.namelist():
+                chosen = []
+                for info in zf.infolist():
+                    name = info.filename
                     parts = PurePosixPath(name).parts
                     if name.startswith("/") or ".." in parts:
                         raise FetchError(f"{what}: unsafe path in archive: {name}")
-                zf.extractall(dest)
+                    if not info.is_dir() and _wanted(name, keep):
+                        chosen.append(info)
+                        if on_name:
+                            on_name(name.lstrip("./"))
+                if dest is not None:
+                    zf.extractall(dest, members=chosen)
+                else:
+                    zf.testzip()  # reads every member: a corrupt archive fails now, not later
         elif kind == "tar":
             with tarfile.open(archive, "r:*") as tf:
-                tf.extractall(dest, filter="data")
+                chosen_tar = []
+                for member in tf:
+                    if member.isfile() and _wanted(member.name, keep):
+                        chosen_tar.append(member)
+                        if on_name:
+                            on_name(member.name.lstrip("./"))
+                    elif member.isdir() and dest is not None and _wanted(member.name + "/x", keep):
+                        chosen_tar.append(member)
+                if dest is not None:
+                    tf.extractall(dest, members=chosen_tar, filter="data")
         else:
             raise FetchError(f"{what}: corrupt archive: not a .tar.gz, .tar or .zip file")
     except tarfile.FilterError as exc:
@@ -128,3 +167,21 @@ def model_dir(extracted: Path) -> Path:
         break
     return current
 
+
+
+def base_prefix(names: Iterable[str]) -> str:
+    """The folder inside the archive holding the version folders ('' or e.g. 'resnet/'): archives
+    often wrap the versions in one top folder; descend through such single wrappers (3 at most)."""
+    paths = [PurePosixPath(n).parts for n in names]
+    paths = [p for p in paths if p and p[0] != "__MACOSX" and not p[0].startswith(".")]
+    prefix: tuple[str, ...] = ()
+    for _ in range(3):
+        below = [p[len(prefix):] for p in paths if p[: len(prefix)] == prefix and len(p) > len(prefix)]
+        if any(len(p) >= 2 and is_version_name(p[0]) for p in below):
+            break
+        tops = {p[0] for p in below if len(p) >= 2}
+        if len(tops) == 1 and all(len(p) >= 2 for p in below):
+            prefix = (*prefix, tops.pop())
+            continue
+        break
+    return "".join(part + "/" for part in prefix)

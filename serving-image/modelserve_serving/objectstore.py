@@ -42,6 +42,9 @@ def filesystem(source: Source, creds: Credentials) -> fsspec.AbstractFileSystem:
                 "s3": {"addressing_style": opts.addressing_style},
                 "connect_timeout": 10,
                 "read_timeout": 60,
+                # Our own retry (retry.py) spaces attempts out and reports them; botocore's legacy
+                # default would add up to five hidden attempts to each, a minute per failed poll.
+                "retries": {"mode": "standard", "total_max_attempts": 2},
             },
             skip_instance_cache=True,
         )
@@ -63,19 +66,47 @@ def root_path(source: Source) -> str:
     return f"{source.bucket}/{source.key}".rstrip("/")
 
 
-def list_files(fs: fsspec.AbstractFileSystem, source: Source, backoff: Backoff) -> dict[str, int]:
-    """Relative path -> size of every object under the source prefix (directory markers dropped)."""
+def list_folders(fs: fsspec.AbstractFileSystem, source: Source, backoff: Backoff) -> list[str]:
+    """The names of the folders right under the source prefix: one delimiter listing (one request
+    for up to 1,000 entries), which is all a poll costs when nothing changed."""
     root = root_path(source)
+
+    def ls() -> list[Any]:
+        entries: list[Any] = fs.ls(root, detail=True, refresh=True)
+        return entries
+
+    try:
+        entries = retry(ls, what=f"listing {source.uri}", backoff=backoff)
+    except FileNotFoundError as exc:
+        raise FetchError(f"{source.uri}: not found (missing bucket or wrong prefix?): {exc}") from None
+    if not entries:
+        raise FetchError(f"{source.uri}: no objects found (missing object or wrong prefix?)")
+    names = []
+    for entry in entries:
+        name = str(entry.get("name", "")).rstrip("/")
+        if entry.get("type") == "directory" and name.startswith(root + "/"):
+            names.append(name[len(root) + 1 :])
+    return names
+
+
+def list_files(
+    fs: fsspec.AbstractFileSystem, source: Source, backoff: Backoff, *, folder: str = ""
+) -> dict[str, int]:
+    """Relative path -> size of every object under the source prefix (or one folder of it),
+    directory markers dropped; the paths are relative to the source prefix."""
+    root = root_path(source)
+    top = f"{root}/{folder}" if folder else root
 
     def find() -> dict[str, Any]:
         # A bounded maxdepth makes fsspec walk one delimiter listing per folder instead of one flat
         # listing: a model has few folders, and S3-compatible stores disagree on flat listings
         # (s3fs sends an empty delimiter, which gofakes3 answers with a lone common prefix).
         # on_error="raise": fsspec would otherwise turn a refused listing into an empty one.
-        found: dict[str, Any] = fs.find(root, maxdepth=_MAX_DEPTH, detail=True, on_error="raise")
+        found: dict[str, Any] = fs.find(top, maxdepth=_MAX_DEPTH, detail=True, on_error="raise")
         return found
 
-    found = retry(find, what=f"listing {source.uri}", backoff=backoff)
+    what = f"listing {source.uri}" + (f" version {folder}" if folder else "")
+    found = retry(find, what=what, backoff=backoff)
     files: dict[str, int] = {}
     for path, info in found.items():
         if info.get("type") == "directory" or not path.startswith(root + "/"):
@@ -86,7 +117,7 @@ def list_files(fs: fsspec.AbstractFileSystem, source: Source, backoff: Backoff) 
         if ".." in PurePosixPath(rel).parts:
             raise FetchError(f"{source.uri}: refusing object name with '..': {rel}")
         files[rel] = int(info.get("size") or 0)
-    if not files:
+    if not files and not folder:
         raise FetchError(f"{source.uri}: no objects found (missing object or wrong prefix?)")
     return files
 
@@ -133,6 +164,82 @@ def download(
     retry(attempt, what=f"downloading {remote}", backoff=backoff)
 
 
+class _Branching(Callback):  # type: ignore[misc]  # fsspec ships no type hints
+    """fsspec's `get` hands each concurrent file transfer a child callback: count their bytes."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+        self.children: list[_Counter] = []
+
+    def branched(self, path_1: str, path_2: str, **kwargs: Any) -> _Counter:
+        child = _Counter(self.progress)
+        self.children.append(child)
+        return child
+
+
+# Concurrent transfers per `get`: enough to fill a link from object storage, few enough for 100m CPU.
+CONCURRENCY = 8
+
+
+def download_many(
+    fs: fsspec.AbstractFileSystem,
+    files: dict[str, int],
+    *,
+    remote_root: str,
+    dest: Path,
+    progress: Progress,
+    backoff: Backoff,
+) -> None:
+    """Downloads relative paths `files` (path -> size) from remote_root into dest with fsspec's
+    concurrent `get` (up to CONCURRENCY transfers at once). A retry fetches only the files that are
+    not complete yet, so an interrupted multi-gigabyte version does not start over."""
+
+    def pending() -> dict[str, int]:
+        out = {}
+        for rel, size in files.items():
+            local = dest / rel
+            if not (local.is_file() and local.stat().st_size == size):
+                out[rel] = size
+        return out
+
+    def attempt() -> None:
+        todo = pending()
+        if not todo:
+            return
+        names = sorted(todo)
+        for rel in names:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        counter = _Branching(progress)
+        try:
+            fs.get([f"{remote_root}/{r}" for r in names], [str(dest / r) for r in names],
+                   callback=counter, batch_size=CONCURRENCY)
+        except BaseException:
+            progress.rewind(sum(c.count for c in counter.children))
+            raise
+        short = pending()
+        if short:
+            rel = sorted(short)[0]
+            got = (dest / rel).stat().st_size if (dest / rel).exists() else 0
+            raise FetchError(f"{remote_root}/{rel}: got {got} of {short[rel]} bytes", transient=True)
+
+    retry(attempt, what=f"downloading {remote_root}", backoff=backoff)
+
+
+def first_incomplete(files: dict[str, int], dest: Path) -> str | None:
+    """The file of a failed `get` to name in the reason: one cut in the middle if any (transfers run
+    concurrently, so the one that failed is among those begun), else the first not downloaded."""
+    begun: list[str] = []
+    missing: list[str] = []
+    for rel, size in sorted(files.items()):
+        local = dest / rel
+        got = local.stat().st_size if local.is_file() else -1
+        if got != size:
+            (begun if got > 0 else missing).append(rel)
+    found = begun or missing
+    return found[0] if found else None
+
+
 def download_tree(
     fs: fsspec.AbstractFileSystem,
     source: Source,
@@ -144,6 +251,5 @@ def download_tree(
     root = root_path(source)
     progress = Progress(sum(files.values()), label=source.uri)
     log.info("fetching %d object(s) from %s", len(files), source.uri)
-    for rel, size in sorted(files.items()):
-        download(fs, f"{root}/{rel}", dest / rel, size, progress=progress, backoff=backoff)
+    download_many(fs, files, remote_root=root, dest=dest, progress=progress, backoff=backoff)
     progress.finish()

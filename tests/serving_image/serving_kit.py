@@ -184,6 +184,7 @@ class ArchiveServer:
     cut_responses: int = 0
     cut_after: int = 0
     requests: list[str] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)
     status_override: dict[str, int] = field(default_factory=dict)
     endpoint: str = ""
 
@@ -217,6 +218,18 @@ class ArchiveServer:
                     self.close_connection = True
                     return None
                 self.wfile.write(body)
+                return None
+
+            def do_HEAD(self) -> None:
+                state.heads.append(self.path)
+                path = state.root / self.path.lstrip("/")
+                if not path.is_file():
+                    return self._empty(404)
+                stat = path.stat()
+                self.send_response(200)
+                self.send_header("Content-Length", str(stat.st_size))
+                self.send_header("ETag", f'"{stat.st_mtime_ns}-{stat.st_size}"')
+                self.end_headers()
                 return None
 
             def _empty(self, code: int) -> None:
