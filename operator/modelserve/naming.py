@@ -31,7 +31,12 @@ GPU_TAINT_KEY: Final = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX: Final = "nvidia.com/mig-"
 
 SERVING_CONTAINER: Final = "tfserving"
-FETCH_CONTAINER: Final = "fetch-model"
+FETCH_CONTAINER: Final = "fetch-model"  # the one-shot init container of earlier releases
+SYNC_CONTAINER: Final = "model-sync"
+# Selector label of the <name>-model-sync Deployment's pods: never the serving selector label, so
+# neither the serving Deployment nor the Service ever picks a sync pod.
+MODEL_SYNC_LABEL: Final = "modelserve.dev/model-sync"
+SYNC_APP_NAME: Final = "model-sync"
 CONFIG_VOLUME: Final = "tfserving-config"
 MODEL_VOLUME: Final = "model"
 CREDENTIALS_VOLUME: Final = "storage-credentials"
@@ -60,6 +65,23 @@ def network_policy_name(md: api.ModelDeployment) -> str:
 
 def pdb_name(md: api.ModelDeployment) -> str:
     return md.name
+
+
+def model_sync_name(md: api.ModelDeployment) -> str:
+    return f"{md.name}-model-sync"
+
+
+def model_cache_claim_name(md: api.ModelDeployment) -> str:
+    """The claim the operator creates for spec.model.cache.size (see cache_claim for claimName)."""
+    return f"{md.name}-model-cache"
+
+
+def model_sync_selector_labels(md: api.ModelDeployment) -> dict[str, str]:
+    return {MODEL_SYNC_LABEL: md.name}
+
+
+def model_sync_labels(md: api.ModelDeployment) -> dict[str, str]:
+    return {**descriptive_labels(md), NAME_LABEL: SYNC_APP_NAME, **model_sync_selector_labels(md)}
 
 
 def config_map_name(md: api.ModelDeployment) -> str:

@@ -132,7 +132,12 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
             state = cs.get("state") or {}
             last = cs.get("lastState") or {}
             terminated = state.get("terminated") or last.get("terminated")
-            if cs.get("name") == naming.FETCH_CONTAINER and terminated and terminated.get("exitCode", 0) != 0:
+            # The sync sidecar restarts after a failed first fetch; once started, an old failure in
+            # lastState is history, not the reason the pod is unready.
+            fetcher = cs.get("name") == naming.FETCH_CONTAINER or (
+                cs.get("name") == naming.SYNC_CONTAINER and not cs.get("started")
+            )
+            if fetcher and terminated and terminated.get("exitCode", 0) != 0:
                 reason_text = (terminated.get("message") or terminated.get("reason") or "").strip()
                 note(
                     Reason.MODEL_FETCH_FAILED,
@@ -143,7 +148,10 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
                 note(Reason.IMAGE_PULL_FAILED, waiting.get("message") or waiting["reason"], name)
-            elif waiting.get("reason") == "CrashLoopBackOff" and cs.get("name") != naming.FETCH_CONTAINER:
+            elif waiting.get("reason") == "CrashLoopBackOff" and cs.get("name") not in (
+                naming.FETCH_CONTAINER,
+                naming.SYNC_CONTAINER,
+            ):
                 note(Reason.CRASH_LOOP, waiting.get("message") or "container keeps crashing", name)
 
     for reason in (

@@ -37,7 +37,7 @@ def serving(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def fetch(manifest: dict[str, Any]) -> dict[str, Any]:
     (container,) = pod(manifest)["initContainers"]
-    assert container["name"] == naming.FETCH_CONTAINER
+    assert container["name"] == naming.SYNC_CONTAINER
     return container  # type: ignore[no-any-return]
 
 
@@ -113,15 +113,22 @@ def test_images_cpu_gpu_and_override() -> None:
     assert "imagePullPolicy" not in serving(build())
 
 
-def test_fetch_init_container_contract() -> None:
-    c = fetch(build(model={"storageUri": "gs://models/resnet", "name": "rn"}))
-    assert c["command"] == [contract.EXECUTABLE, contract.CMD_FETCH]
+def test_sync_sidecar_contract() -> None:
+    c = fetch(build(model={"storageUri": "gs://models/resnet", "name": "rn", "pollSeconds": 120},
+                    gpu={"count": 2}, resources={"requests": {"cpu": "8", "memory": "64Gi"}}))
+    assert c["command"] == [contract.EXECUTABLE, contract.CMD_SYNC]
+    # A native sidecar: up before TF Serving, which starts once the startup probe passes.
+    assert c["restartPolicy"] == "Always"
+    assert c["startupProbe"]["exec"]["command"] == [contract.EXECUTABLE, contract.CMD_SYNC_STATUS]
+    assert "readinessProbe" not in c  # its readiness would gate the pod's
     assert env(c) == {
         contract.ENV_STORAGE_URI: "gs://models/resnet",
         contract.ENV_MODEL_NAME: "rn",
         contract.ENV_MODEL_ROOT: contract.MODEL_ROOT,
         contract.ENV_CONFIG_DIR: contract.CONFIG_DIR,
         contract.ENV_CREDENTIALS_DIR: contract.CREDENTIALS_DIR,
+        contract.ENV_POLL_SECONDS: "120",
+        contract.ENV_SYNC_MODE: contract.SYNC_MODE_SIDECAR,
     }
     assert mounts(c) == {
         naming.CONFIG_VOLUME: (contract.CONFIG_DIR, True),
@@ -130,7 +137,10 @@ def test_fetch_init_container_contract() -> None:
     }
     assert c["terminationMessagePath"] == contract.TERMINATION_MESSAGE_PATH
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    assert c["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    # Its requests add to the pod's for its whole life: small, fixed, never a GPU, whatever the
+    # server asks for.
+    assert c["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    assert "gpu" not in str(c["resources"])
 
 
 def test_credentials_are_mounted_into_the_init_container_only() -> None:

@@ -9,6 +9,7 @@ from google.protobuf import text_encoding, text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from modelserve import api, contract
+from modelserve.builders import model_source
 from modelserve.builders import tfserving_config as tfc
 
 pytestmark = pytest.mark.unit
@@ -126,7 +127,7 @@ def test_rendering_is_deterministic_whatever_the_label_order() -> None:
 )
 def test_pvc_base_path_is_inside_the_mounted_claim(uri: str, claim: str, path: str) -> None:
     md = make({"storageUri": uri})
-    assert tfc.pvc_source(md) == tfc.PvcSource(claim=claim, local_path=path)
+    assert model_source.pvc_source(md) == model_source.PvcSource(claim=claim, local_path=path)
     assert tfc.base_path(md) == path
     assert path.startswith(contract.PVC_MOUNT_DIR)
     assert f'base_path: "{path}"' in tfc.render_model_config(md)
@@ -146,7 +147,7 @@ def test_pvc_path_never_leaves_the_volume(uri: str, path: str) -> None:
 
 
 def test_fetched_uris_have_no_pvc_source() -> None:
-    assert tfc.pvc_source(make({"storageUri": "gs://bucket/m"})) is None
+    assert model_source.pvc_source(make({"storageUri": "gs://bucket/m"})) is None
     assert tfc.base_path(make({"storageUri": "gs://bucket/m"}, name="x")) == f"{contract.MODEL_ROOT}/x"
 
 

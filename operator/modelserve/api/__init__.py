@@ -28,6 +28,7 @@ from modelserve.api.base import (
     SINGULAR,
     VERSION,
 )
+from modelserve.api.cache import ModelCache
 from modelserve.api.disruption import Disruption
 from modelserve.api.model import (
     AllPolicy,
@@ -88,6 +89,7 @@ __all__ = [
     "Gpu",
     "LabelMap",
     "LatestPolicy",
+    "ModelCache",
     "ModelDeployment",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",

@@ -21,6 +21,7 @@ from modelserve.api.base import (
     cel_string,
     rules,
 )
+from modelserve.api.cache import ModelCache
 
 # The fetcher downloads an http(s) URL as an archive and tells the kind by its suffix (any case), in
 # the path before a query string or fragment (presigned URLs).
@@ -105,6 +106,12 @@ class ModelSource(_Model):
                 field_path=".storageUri",
             ),
             cel(
+                "!has(self.cache) || !self.storageUri.startsWith('pvc://')",
+                "cache cannot be used with a pvc:// storageUri: the claim is already shared and mounted "
+                "directly",
+                field_path=".cache",
+            ),
+            cel(
                 "!has(self.credentialsSecret) || !self.storageUri.startsWith('pvc://')",
                 "credentialsSecret cannot be used with a pvc:// storageUri: the volume is mounted directly",
                 field_path=".credentialsSecret",
@@ -112,6 +119,12 @@ class ModelSource(_Model):
         )
     )
 
+    poll_seconds: Annotated[int, Field(ge=0, le=86400)] = contract.DEFAULT_POLL_SECONDS
+    """How often the model sync asks the store for new versions, in seconds (0: fetch once at start).
+    Each poll is one listing request; see docs/models.md for why not TF Serving's 1 s."""
+    cache: ModelCache | None = None
+    """A shared claim holding the served versions, filled once for all replicas by the
+    `<name>-model-sync` Deployment; without it every pod downloads the served versions itself."""
     name: Annotated[str | None, Field(max_length=63, pattern=MODEL_NAME)] = None
     """TF Serving model name, used in request paths (/v1/models/<name>). Defaults to metadata.name."""
     storage_uri: Annotated[str, Field(max_length=2048, pattern=STORAGE_URI)]
@@ -120,7 +133,8 @@ class ModelSource(_Model):
     of the same namespace."""
     credentials_secret: Annotated[str | None, Field(max_length=253, pattern=DNS_SUBDOMAIN)] = None
     """Name of a Secret in the same namespace holding storage credentials; mounted only into the model
-    fetch init container. See serving-image/README.md for its keys."""
+    sync container (the sidecar, or the sync Deployment with a cache). See serving-image/README.md
+    for its keys; a rotated Secret is picked up at the next poll."""
     # No default in the CRD: a stored {latest: {count: 1}} would stay beside the `specific` or `all` a
     # later kubectl apply (client- or server-side) adds, and the exactly-one rule would refuse the
     # change. Absent means the latest version only, the default below.

@@ -43,6 +43,17 @@ class ModelDeploymentSpec(_Model):
                 "spec.resources may not name spec.gpu.resourceName: spec.gpu.count is the GPU count",
                 field_path=".resources",
             ),
+            # A ReadWriteOnce volume attaches to one node: a second replica elsewhere would hang on a
+            # multi-attach error instead of failing here.
+            cel(
+                "!has(self.model.cache) || !has(self.model.cache.accessMode) || "
+                "self.model.cache.accessMode != 'ReadWriteOnce' || "
+                "((!has(self.replicas) || self.replicas <= 1) && "
+                "(!has(self.autoscaling) || self.autoscaling.maxReplicas <= 1))",
+                "a ReadWriteOnce model cache allows one replica only: use accessMode ReadWriteMany "
+                "(the default) for more replicas or autoscaling",
+                field_path=".model.cache.accessMode",
+            ),
         )
     )
 

@@ -1,4 +1,5 @@
-"""The TF Serving Deployment: model-fetch init container, serving container, scheduling (pure).
+"""The TF Serving Deployment: serving container, scheduling (pure); where the model lives (the
+sync sidecar, the model volume, the cache claim) comes from model_source.
 
 What rolls pods and what does not:
 - TF Serving polls the model config file, so version policy and labels only change the ConfigMap;
@@ -16,11 +17,17 @@ import json
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders import disruption, gpu, tfserving_config
+from modelserve.builders import disruption, gpu, model_source, tfserving_config
+from modelserve.builders.containers import (
+    container_security_context,
+    env,
+    pod_security_context,
+    serving_image,
+    with_pull_policy,
+)
 from modelserve.settings import Settings
 
 DEFAULT_REQUESTS: Final = {"cpu": "500m", "memory": "1Gi"}
-PVC_VOLUME: Final = "model-pvc"
 ROLLOUT_HASH_LENGTH: Final = 16
 
 # The startup probe allows 30 minutes for loading (large models, warmup); readiness and liveness
@@ -30,7 +37,6 @@ STARTUP_FAILURE_THRESHOLD: Final = 180
 # A rollout counts as stuck (ProgressDeadlineExceeded) only after the fetch and the whole startup
 # budget could have elapsed; the default 600 s would flag every large model as failed.
 PROGRESS_DEADLINE_SECONDS: Final = STARTUP_PERIOD_SECONDS * STARTUP_FAILURE_THRESHOLD + 1800
-SECRET_MODE: Final = 0o440  # readable by the pod's fsGroup, not world
 
 
 def rollout_hash(md: api.ModelDeployment) -> str:
@@ -45,12 +51,6 @@ def rollout_hash(md: api.ModelDeployment) -> str:
     return digest[:ROLLOUT_HASH_LENGTH]
 
 
-def serving_image(md: api.ModelDeployment, settings: Settings) -> str:
-    if md.spec.serving.image:
-        return md.spec.serving.image
-    return settings.gpu_image if md.spec.gpu is not None else settings.cpu_image
-
-
 def replicas(md: api.ModelDeployment) -> int | None:
     """None means "omit spec.replicas": with autoscaling the HPA owns the count, and an applied value
     would reset it on every reconcile (and on every rollout)."""
@@ -61,34 +61,8 @@ def replicas(md: api.ModelDeployment) -> int | None:
     return md.spec.replicas if md.spec.replicas is not None else 1
 
 
-def _env(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value}
-
-
 def _flag(value: bool) -> str:
     return "true" if value else "false"
-
-
-def container_security_context() -> dict[str, Any]:
-    """The `restricted` Pod Security Standard, per container."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": contract.RUN_AS_USER,
-        "runAsGroup": contract.RUN_AS_GROUP,
-        # Makes the emptyDirs and the credentials Secret readable by the non-root user.
-        "fsGroup": contract.RUN_AS_GROUP,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def resources(md: api.ModelDeployment, *, with_gpu: bool = True) -> dict[str, Any]:
@@ -121,76 +95,6 @@ def _user_env(md: api.ModelDeployment) -> list[dict[str, Any]]:
     return out
 
 
-def _mount(name: str, path: str, *, read_only: bool) -> dict[str, Any]:
-    # readOnly: false is the API default; leaving it out keeps the applied manifest minimal.
-    mount: dict[str, Any] = {"name": name, "mountPath": path}
-    if read_only:
-        mount["readOnly"] = True
-    return mount
-
-
-def volumes(md: api.ModelDeployment) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {"name": naming.CONFIG_VOLUME, "configMap": {"name": naming.config_map_name(md)}},
-        {"name": naming.MODEL_VOLUME, "emptyDir": {}},
-        {"name": naming.TMP_VOLUME, "emptyDir": {}},
-    ]
-    pvc = tfserving_config.pvc_source(md)
-    if pvc is not None:
-        out.append({"name": PVC_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim, "readOnly": True}})
-    if md.spec.model.credentials_secret:
-        out.append(
-            {
-                "name": naming.CREDENTIALS_VOLUME,
-                "secret": {"secretName": md.spec.model.credentials_secret, "defaultMode": SECRET_MODE},
-            }
-        )
-    return out
-
-
-def fetch_container(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
-    """Fetches storageUri into the model emptyDir (for pvc:// it checks the mounted layout instead).
-
-    The only container that sees the storage credentials. Its one-line failure reason goes to the
-    termination message, which the operator reports as ModelFetchFailed.
-    """
-    pvc = tfserving_config.pvc_source(md)
-    env = [
-        _env(contract.ENV_STORAGE_URI, pvc.local_path if pvc else md.spec.model.storage_uri),
-        _env(contract.ENV_MODEL_NAME, md.model_name),
-        _env(contract.ENV_MODEL_ROOT, contract.MODEL_ROOT),
-        # The fetcher checks the policy's versions against what it found, so a `specific` version
-        # missing from the store fails here with a reason rather than as a never-ready pod.
-        _env(contract.ENV_CONFIG_DIR, contract.CONFIG_DIR),
-        # Always set; the fetcher treats a missing directory as "no credentials" (workload identity).
-        _env(contract.ENV_CREDENTIALS_DIR, contract.CREDENTIALS_DIR),
-    ]
-    mounts = [
-        _mount(naming.CONFIG_VOLUME, contract.CONFIG_DIR, read_only=True),
-        _mount(naming.MODEL_VOLUME, contract.MODEL_ROOT, read_only=False),
-        _mount(naming.TMP_VOLUME, contract.TMP_DIR, read_only=False),
-    ]
-    if pvc is not None:
-        mounts.append(_mount(PVC_VOLUME, contract.PVC_MOUNT_DIR, read_only=True))
-    if md.spec.model.credentials_secret:
-        mounts.append(_mount(naming.CREDENTIALS_VOLUME, contract.CREDENTIALS_DIR, read_only=True))
-    container: dict[str, Any] = {
-        "name": naming.FETCH_CONTAINER,
-        "image": serving_image(md, settings),
-        "command": [contract.EXECUTABLE, contract.CMD_FETCH],
-        "env": env,
-        "volumeMounts": mounts,
-        # CPU and memory like the server (archives are unpacked here), never a GPU: a pod's effective
-        # request is max(largest init container, sum of the app containers), so a GPU here would be
-        # reserved on top of the server's whenever it asks for more. Equal CPU and memory cost nothing.
-        "resources": resources(md, with_gpu=False),
-        "securityContext": container_security_context(),
-        "terminationMessagePath": contract.TERMINATION_MESSAGE_PATH,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    return _with_pull_policy(md, container)
-
-
 def _ready_exec() -> dict[str, Any]:
     return {"exec": {"command": [contract.EXECUTABLE, contract.CMD_READY]}}
 
@@ -217,13 +121,6 @@ def probes() -> dict[str, Any]:
 
 def serving_container(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
     serving = md.spec.serving
-    mounts = [
-        _mount(naming.CONFIG_VOLUME, contract.CONFIG_DIR, read_only=True),
-        _mount(naming.MODEL_VOLUME, contract.MODEL_ROOT, read_only=True),
-        _mount(naming.TMP_VOLUME, contract.TMP_DIR, read_only=False),
-    ]
-    if tfserving_config.pvc_source(md) is not None:
-        mounts.append(_mount(PVC_VOLUME, contract.PVC_MOUNT_DIR, read_only=True))
     container: dict[str, Any] = {
         "name": naming.SERVING_CONTAINER,
         "image": serving_image(md, settings),
@@ -233,14 +130,14 @@ def serving_container(md: api.ModelDeployment, settings: Settings) -> dict[str, 
             {"name": contract.REST_PORT_NAME, "containerPort": contract.REST_PORT, "protocol": "TCP"},
         ],
         "env": [
-            _env(contract.ENV_MODEL_NAME, md.model_name),
-            _env(contract.ENV_CONFIG_DIR, contract.CONFIG_DIR),
-            _env(contract.ENV_MODEL_ROOT, contract.MODEL_ROOT),
-            _env(contract.ENV_ENABLE_BATCHING, _flag(serving.batching is not None)),
-            _env(contract.ENV_ENABLE_WARMUP, _flag(serving.warmup)),
+            env(contract.ENV_MODEL_NAME, md.model_name),
+            env(contract.ENV_CONFIG_DIR, contract.CONFIG_DIR),
+            env(contract.ENV_MODEL_ROOT, contract.MODEL_ROOT),
+            env(contract.ENV_ENABLE_BATCHING, _flag(serving.batching is not None)),
+            env(contract.ENV_ENABLE_WARMUP, _flag(serving.warmup)),
             *_user_env(md),
         ],
-        "volumeMounts": mounts,
+        "volumeMounts": model_source.serving_mounts(md),
         "resources": resources(md),
         **probes(),
         "lifecycle": disruption.lifecycle(md),
@@ -249,13 +146,7 @@ def serving_container(md: api.ModelDeployment, settings: Settings) -> dict[str, 
     }
     if serving.extra_args:
         container["args"] = list(serving.extra_args)
-    return _with_pull_policy(md, container)
-
-
-def _with_pull_policy(md: api.ModelDeployment, container: dict[str, Any]) -> dict[str, Any]:
-    if md.spec.serving.image_pull_policy:
-        container["imagePullPolicy"] = md.spec.serving.image_pull_policy
-    return container
+    return with_pull_policy(md, container)
 
 
 def node_selector(md: api.ModelDeployment) -> dict[str, str]:
@@ -282,9 +173,9 @@ def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
         "securityContext": pod_security_context(),
         "terminationGracePeriodSeconds": disruption.termination_grace_seconds(md),
         "topologySpreadConstraints": disruption.topology_spread_constraints(md),
-        "initContainers": [fetch_container(md, settings)],
+        "initContainers": model_source.serving_init_containers(md, settings),
         "containers": [serving_container(md, settings)],
-        "volumes": volumes(md),
+        "volumes": model_source.serving_volumes(md),
     }
     if selector := node_selector(md):
         spec["nodeSelector"] = selector
@@ -296,6 +187,11 @@ def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
             spec["affinity"] = copy.deepcopy(scheduling.affinity)
         if scheduling.priority_class_name:
             spec["priorityClassName"] = scheduling.priority_class_name
+    # A ReadWriteOnce cache: the serving pod must land on the sync pod's node (unless the user
+    # already states pod affinity, then that is theirs to get right).
+    cache_affinity = model_source.serving_affinity(md)
+    if cache_affinity and "podAffinity" not in spec.get("affinity", {}):
+        spec["affinity"] = {**spec.get("affinity", {}), **cache_affinity}
     return spec
 
 

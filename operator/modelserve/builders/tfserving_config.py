@@ -12,13 +12,11 @@ byte-identical files and the apply is a no-op.
 
 from __future__ import annotations
 
-import posixpath
-from dataclasses import dataclass
 from typing import Final
 
 from modelserve import api, contract
+from modelserve.builders.model_source import base_path
 
-PVC_SCHEME: Final = "pvc://"
 INDENT: Final = "  "
 
 # Escaped the way protobuf's text format does with as_utf8=True (google.protobuf.text_encoding.
@@ -45,38 +43,6 @@ def quote(value: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
-
-
-@dataclass(frozen=True)
-class PvcSource:
-    """A `pvc://<claim>/<path>` storage URI: the claim is mounted read-only at PVC_MOUNT_DIR."""
-
-    claim: str
-    local_path: str
-
-
-def pvc_source(md: api.ModelDeployment) -> PvcSource | None:
-    """The claim and in-pod path of a pvc:// storage URI, or None for fetched URIs.
-
-    The path is resolved as if the claim were the root (`..` stops there), so it can never point
-    outside the mounted volume. Builders never raise: a reconcile must not fail on a spec the API
-    server admitted, and a wrong path surfaces as ModelFetchFailed ("does not exist").
-    """
-    uri = md.spec.model.storage_uri
-    if not uri.startswith(PVC_SCHEME):
-        return None
-    claim, _, path = uri[len(PVC_SCHEME) :].partition("/")
-    relative = posixpath.normpath("/" + path).lstrip("/")
-    local = f"{contract.PVC_MOUNT_DIR}/{relative}" if relative else contract.PVC_MOUNT_DIR
-    return PvcSource(claim=claim, local_path=local)
-
-
-def base_path(md: api.ModelDeployment) -> str:
-    """Where TF Serving finds the numbered version folders inside the pod."""
-    pvc = pvc_source(md)
-    if pvc is not None:
-        return pvc.local_path
-    return f"{contract.MODEL_ROOT}/{md.model_name}"
 
 
 def served_versions(policy: api.VersionPolicy) -> tuple[str, int | tuple[int, ...] | None]:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from kit import REPO, Cluster, get_or_none, model_deployment, wait_condition, wait_until
-from modelserve.contract import CMD_FETCH, CMD_SERVE, EXECUTABLE
+from modelserve.contract import CMD_SERVE, CMD_SYNC, EXECUTABLE
 
 pytestmark = pytest.mark.integration
 
@@ -252,7 +252,7 @@ def test_no_field_of_the_api_yields_an_escaped_pod(cluster: Cluster, escape_name
             pod_spec = deployment["spec"]["template"]["spec"]
             assert not unprivileged_problems(pod_spec), (attempt, unprivileged_problems(pod_spec))
             commands = [c["command"] for c in pod_spec["initContainers"] + pod_spec["containers"]]
-            assert commands == [[EXECUTABLE, CMD_FETCH], [EXECUTABLE, CMD_SERVE]], (attempt, commands)
+            assert commands == [[EXECUTABLE, CMD_SYNC], [EXECUTABLE, CMD_SERVE]], (attempt, commands)
         for pod in pods_of(cluster, ns, name):
             assert not unprivileged_problems(pod["spec"]), (attempt, unprivileged_problems(pod["spec"]))
         assert cond["status"] == "True" or cond["reason"] == "InvalidSpec", (attempt, cond)
@@ -278,7 +278,7 @@ def _ready_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, A
 
 
 @pytest.mark.usefixtures("operator")
-def test_no_token_and_credentials_only_in_the_fetch_container(cluster: Cluster, namespace: str) -> None:
+def test_no_token_and_credentials_only_in_the_sync_container(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("create", "secret", "generic", "storage", "-n", namespace, "--from-literal=token=t")
     proc = apply_md(cluster, namespace, "creds", SHAPES["credentials"])
     assert proc.returncode == 0, proc.stderr
