@@ -7,21 +7,32 @@ SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Every dependency of the operator and its tools, pinned with hashes (`make lock` regenerates it from
+# pyproject.toml's ranges); the venv is installed from it, so CI and every developer get the same set.
+LOCK := requirements-dev.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -q
 PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	bash hack/install-deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-*; touch $@
 
 .PHONY: venv
 venv: $(STAMP) ## Python virtualenv with the operator and test tools
+
+.PHONY: lock
+lock: venv ## re-lock requirements.lock (operator image), requirements-dev.lock (venv, CI) and the serving image
+	$(UV_COMPILE) $(UV_FLAGS) -o requirements.lock
+	$(UV_COMPILE) $(UV_FLAGS) --extra dev -o requirements-dev.lock
+	PATH=$(abspath $(VENV))/bin:$$PATH $(MAKE) -C serving-image lock
 
 .PHONY: binaries
 binaries: ## build (or reuse cached) kube-apiserver, etcd, kwok, helm ... from Go modules

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
 from typing import Any
 
+from modelserve import logs
 from modelserve import settings as settings_module
 
 
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     for field, value in settings.model_dump().items():
         key = settings_module.ENV_PREFIX + field.upper()
         os.environ[key] = ",".join(value) if isinstance(value, tuple) else str(value)
-    _configure_logging(settings.json_logs, args.verbose)
+    logs.configure(settings.json_logs, args.verbose)
 
     import kopf
 
@@ -86,33 +85,6 @@ def run(args: argparse.Namespace) -> int:
         namespaces=settings.namespaces,
     )
     return 0
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _configure_logging(json_logs: bool, verbose: bool) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        _JsonFormatter()
-        if json_logs
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # kopf logs every watch event at debug and more at info; ours says what matters.
-    logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def configure_render(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from modelserve import leader, metrics
+from modelserve import leader, logs, metrics
 from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, NotLeader, Transient
 from modelserve.leader import LeaderElector
@@ -222,7 +222,7 @@ class Controller:
         except KubeError as exc:
             return self._retry(record, key, "APIError", f"{exc.status} {exc.reason}: {exc.message}")
         except Exception as exc:
-            log.exception("reconcile of %s/%s failed", *key)
+            log.exception("reconcile of %s/%s failed", *key, extra=logs.about(*key))
             return self._retry(record, key, "Error", repr(exc))
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -245,7 +245,13 @@ class Controller:
         delay *= random.uniform(0.8, 1.2)  # spread retries of many objects after an API outage
         metrics.RECONCILES.labels(result="error", reason=reason).inc()
         log.warning(
-            "reconcile of %s/%s failed (%s), retry %d in %.1fs: %s", *key, reason, attempts, delay, message
+            "reconcile of %s/%s failed (%s), retry %d in %.1fs: %s",
+            *key,
+            reason,
+            attempts,
+            delay,
+            message,
+            extra=logs.about(*key, reason),
         )
         return delay
 
@@ -307,7 +313,11 @@ class Controller:
                 continue
             record = self.records.get(key)
             if record is not None and record.body is body:
-                log.info("forgetting %s/%s: gone from the API server without a DELETED event", *key)
+                log.info(
+                    "forgetting %s/%s: gone from the API server without a DELETED event",
+                    *key,
+                    extra=logs.about(*key),
+                )
                 self.forget(key)
 
     def liveness_problem(self) -> str | None:

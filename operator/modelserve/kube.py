@@ -153,12 +153,13 @@ def load_api_client(
 
 
 class Kube:
-    """Server-side apply, reads, deletes, status patches and events, counted by verb and resource."""
+    """Server-side apply, reads, deletes, status patches and events, counted by verb, resource and
+    response code."""
 
     def __init__(
         self,
         api_client: client.ApiClient,
-        on_request: Callable[[str, str], None] | None = None,
+        on_request: Callable[[str, str, str], None] | None = None,
         may_write: Callable[[], bool] | None = None,
     ) -> None:
         self._api = api_client
@@ -184,8 +185,39 @@ class Kube:
     ) -> Any:
         with self._lock:
             self.requests[(verb, resource)] += 1
-        if self._on_request:
-            self._on_request(verb, resource)
+        code = "<error>"  # no HTTP answer (connection refused, timeout), as client-go labels it
+        try:
+            response, data = self._send(
+                verb, resource, method, path, query, body, content_type, fenced, timeout
+            )
+            code = str(response.status)
+        except ApiException as exc:
+            code = str(exc.status or code)
+            raise _error(exc.status, exc.reason, exc.body) from exc
+        except NotLeader:
+            code = "fenced"  # never sent
+            raise
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Transient(0, "ConnectionError", str(exc)) from exc
+        finally:
+            if self._on_request and code != "fenced":
+                self._on_request(verb, resource, code)
+        if response.status >= 400:
+            raise _error(response.status, response.reason, data)
+        return json.loads(data) if data else {}
+
+    def _send(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None,
+        body: object,
+        content_type: str,
+        fenced: bool,
+        timeout: float,
+    ) -> tuple[Any, bytes]:
         method, url, headers, payload, _ = self._api.param_serialize(
             method=method,
             resource_path=path,
@@ -197,18 +229,10 @@ class Kube:
         if fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write():
             # Checked after serialising, as late as possible before the bytes leave.
             raise NotLeader(f"{verb} {resource} refused: this replica does not hold the leader lease")
-        try:
-            response = self._api.call_api(
-                method, url, header_params=headers, body=payload, _request_timeout=timeout
-            )
-            data = response.read()  # type: ignore[no-untyped-call]
-        except ApiException as exc:
-            raise _error(exc.status, exc.reason, exc.body) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise Transient(0, "ConnectionError", str(exc)) from exc
-        if response.status >= 400:
-            raise _error(response.status, response.reason, data)
-        return json.loads(data) if data else {}
+        response = self._api.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=timeout
+        )
+        return response, response.read()  # type: ignore[no-untyped-call]
 
     # --- children ----------------------------------------------------------------------------------
 

@@ -5,9 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
+# The operator's own process (process_resident_memory_bytes, process_cpu_seconds_total, open fds,
+# start time), Python's garbage collector and version: the default registry has these, ours needs
+# them registered.
+ProcessCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 RECONCILES: Final = Counter(
     "modelserve_reconciles_total",
@@ -29,8 +44,9 @@ MODEL_DEPLOYMENTS: Final = Gauge(
 )
 API_REQUESTS: Final = Counter(
     "modelserve_api_requests_total",
-    "Requests the operator sent to the Kubernetes API server, by verb and resource.",
-    ["verb", "resource"],
+    "Requests the operator sent to the Kubernetes API server, by verb, resource and HTTP response code "
+    "(<error> when no answer came).",
+    ["verb", "resource", "code"],
     registry=REGISTRY,
 )
 QUEUE_DEPTH: Final = Gauge(
@@ -78,8 +94,8 @@ def track_store(store: str, size: Callable[[], int]) -> None:
     TRACKED_OBJECTS.labels(store=store).set_function(size)
 
 
-def count_request(verb: str, resource: str) -> None:
-    API_REQUESTS.labels(verb=verb, resource=resource).inc()
+def count_request(verb: str, resource: str, code: str) -> None:
+    API_REQUESTS.labels(verb=verb, resource=resource, code=code).inc()
 
 
 def serve(port: int) -> None:

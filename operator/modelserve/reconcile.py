@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import pydantic
 
-from modelserve import api, builders, naming, status
+from modelserve import api, builders, logs, naming, status
 from modelserve.builders import replicas
 from modelserve.kube import Invalid, Kube, KubeError, Transient
 from modelserve.records import Key, Record, Records
@@ -234,7 +234,13 @@ class Reconciler:
                 if live is None:
                     record.absent.add(child.kind)
             if live is not None and _controlled_by(live, md.uid):
-                log.info("deleting %s %s/%s: no longer desired", child.kind, md.namespace, child.name)
+                log.info(
+                    "deleting %s %s/%s: no longer desired",
+                    child.kind,
+                    md.namespace,
+                    child.name,
+                    extra=logs.about(md.namespace, md.name),
+                )
                 self.kube.delete(child.kind, md.namespace, child.name, live["metadata"]["uid"])
                 self.cache.forget(child.kind, md.namespace, child.name)
                 record.absent.add(child.kind)

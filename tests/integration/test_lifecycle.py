@@ -33,12 +33,25 @@ def reconciles_of(result: str) -> float:
     )
 
 
+def api_requests(verb: str, resource: str) -> float:
+    """modelserve_api_requests_total of the in-process operator, summed over response codes."""
+    from modelserve import metrics
+
+    return sum(
+        sample.value
+        for family in metrics.REGISTRY.collect()
+        if family.name == "modelserve_api_requests"
+        for sample in family.samples
+        if sample.name == "modelserve_api_requests_total"
+        and (sample.labels["verb"], sample.labels["resource"]) == (verb, resource)
+    )
+
+
 def test_restart_with_existing_model_deployments_modifies_no_child(
     cluster: Cluster, namespace: str, operator_env: Cluster
 ) -> None:
     from kopf.testing import KopfRunner
 
-    from modelserve import metrics
 
     args = ["run", "--standalone", "--namespace", namespace, "-m", "modelserve.handlers"]
     names = ["alpha", "beta"]
@@ -64,7 +77,7 @@ def test_restart_with_existing_model_deployments_modifies_no_child(
     before = versions()
     assert "hpa/beta" in before and "hpa/alpha" not in before
     ready_before = reconciles_of("ready")
-    applies_before = metrics.API_REQUESTS.labels(verb="apply", resource="deployments")._value.get()
+    applies_before = api_requests("apply", "deployments")
     with KopfRunner(args, timeout=60) as runner:
         # Each existing ModelDeployment is reconciled once more on start-up (kopf lists them).
         wait_until(
@@ -74,7 +87,7 @@ def test_restart_with_existing_model_deployments_modifies_no_child(
         )
     assert runner.exception is None
     assert versions() == before, "a restart modified a child or a status"
-    assert metrics.API_REQUESTS.labels(verb="apply", resource="deployments")._value.get() == applies_before
+    assert api_requests("apply", "deployments") == applies_before
 
 
 @pytest.mark.usefixtures("operator")
@@ -191,10 +204,15 @@ def test_metrics_and_health_endpoints_move_with_a_reconcile(
         health = _scrape(f"http://127.0.0.1:{health_port}/healthz")
         ready = _scrape(f"http://127.0.0.1:{health_port}/readyz")
     assert runner.exception is None
+    # The first apply of the Deployment creates it: 201 Created.
     assert (
-        _sample(after, "modelserve_api_requests_total", resource="deployments", verb="apply")
-        >= _sample(before, "modelserve_api_requests_total", resource="deployments", verb="apply") + 1
+        _sample(after, "modelserve_api_requests_total", code="201", resource="deployments", verb="apply")
+        >= _sample(before, "modelserve_api_requests_total", code="201", resource="deployments", verb="apply")
+        + 1
     )
+    # The operator's own process metrics (a custom registry has none unless registered).
+    assert _sample(after, "process_resident_memory_bytes") > 0
+    assert _sample(after, "process_cpu_seconds_total") > 0
     assert _sample(after, "modelserve_reconcile_duration_seconds_count") > _sample(
         before, "modelserve_reconcile_duration_seconds_count"
     )
