@@ -45,12 +45,15 @@ class Resource:
 
 POD: Final = Resource("v1", "Pod", "pods")
 LEASE: Final = Resource("coordination.k8s.io/v1", "Lease", "leases")
+EVENT: Final = Resource("v1", "Event", "events")
 MODEL_DEPLOYMENT: Final = Resource(api.API_VERSION, api.KIND, api.PLURAL)
-# Every child kind comes from the one table in builders; the operator also reads pods and writes
-# status of its ModelDeployments. Leases are for leader election only (see leader.py).
+# Every child kind comes from the one table in builders; the operator also reads pods (and their
+# FailedMount events) and writes status of its ModelDeployments. Leases are for leader election only
+# (see leader.py).
 RESOURCES: Final = {
     **{k.kind: Resource(k.api_version, k.kind, k.plural) for k in builders.CHILD_KINDS},
     POD.kind: POD,
+    EVENT.kind: EVENT,
     MODEL_DEPLOYMENT.kind: MODEL_DEPLOYMENT,
 }
 MUTATING_VERBS: Final = frozenset({"apply", "create", "update", "patch", "delete"})
@@ -188,7 +191,15 @@ class Kube:
         code = "<error>"  # no HTTP answer (connection refused, timeout), as client-go labels it
         try:
             response, data = self._send(
-                verb, resource, method, path, query, body, content_type, fenced, timeout
+                verb,
+                resource,
+                method,
+                path,
+                query=query,
+                body=body,
+                content_type=content_type,
+                fenced=fenced,
+                timeout=timeout,
             )
             code = str(response.status)
         except ApiException as exc:
@@ -212,6 +223,7 @@ class Kube:
         resource: str,
         method: str,
         path: str,
+        *,
         query: list[tuple[str, str]] | None,
         body: object,
         content_type: str,
@@ -261,7 +273,11 @@ class Kube:
             return None
 
     def list(
-        self, kind: str, namespace: str | None, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         res = RESOURCES[kind]
         if namespace:
@@ -270,6 +286,8 @@ class Kube:
             prefix = "/api/v1" if res.api_version == "v1" else f"/apis/{res.api_version}"
             path = f"{prefix}/{res.plural}"
         query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         result = self._call("list", res.plural, "GET", path, query=query)
         return list(result.get("items") or [])
 

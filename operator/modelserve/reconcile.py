@@ -19,9 +19,9 @@ from typing import Any, Final
 
 import pydantic
 
-from modelserve import api, builders, logs, naming, status
+from modelserve import api, builders, failures, logs, naming, status
 from modelserve.builders import replicas
-from modelserve.kube import Invalid, Kube, KubeError, Transient
+from modelserve.kube import Invalid, Kube, KubeError, NotFound, Transient
 from modelserve.records import Key, Record, Records
 from modelserve.settings import Settings
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # Annotation on every child: hash of the manifest we last applied. A changed desired manifest
 # (including a removed key, which a subset comparison cannot see) differs in hash.
 APPLIED_HASH_ANNOTATION: Final = "modelserve.dev/applied-hash"
+# First delay before re-applying a child the API server refused (the controller doubles it up to 60 s).
+APPLY_RETRY_SECONDS: Final = 2.0
 
 # Queues an Event (type, reason, message) on a ModelDeployment without waiting for it to be posted.
 RecordEvent = Callable[[dict[str, Any], str, str, str], None]
@@ -178,12 +180,13 @@ class Reconciler:
                 continue
             try:
                 observed[child.kind] = self._converge(md, child, fresh, record)
-            except Invalid as exc:
-                failure = (
-                    status.Reason.INVALID_SPEC,
-                    f"{child.kind} {child.name} was refused: {exc.message}",
-                )
+            except NotFound:
+                raise  # the namespace went away meanwhile: nothing to report on
+            except KubeError as exc:
+                failure = self._apply_failure(child, exc, record)
                 break
+        if failure is None:
+            record.transient_apply_failures = 0
 
         pods: tuple[dict[str, Any], ...] = ()
         deployment = observed.get("Deployment")
@@ -197,6 +200,7 @@ class Reconciler:
             # Deployment controller has not even observed yet has no pods worth reading.
             pods = tuple(self.kube.list("Pod", md.namespace, naming.label_selector(md)))
         obs = status.Observed(
+            pod_events=self._mount_failures(md.namespace, pods),
             config_map=observed.get("ConfigMap"),
             service=observed.get("Service"),
             deployment=deployment,
@@ -210,8 +214,12 @@ class Reconciler:
         self._write_status(body, record, new_status)
 
         ready = status.ready_condition(new_status) or {}
+        if failure is not None and failure[0] == status.Reason.INVALID_SPEC:
+            return Outcome("invalid", failure[0])  # only a spec change helps; it is an event of its own
         if failure is not None:
-            return Outcome("invalid", failure[0])
+            # A quota, a policy or the API server refused a child: the fix happens elsewhere, so
+            # try again, backing off (2 s, 4 s, ... 60 s) until it passes.
+            return Outcome("error", failure[0], requeue_after=APPLY_RETRY_SECONDS)
         if ready.get("status") == "True" or md.spec.suspend:
             return Outcome("ready", str(ready.get("reason", "")))
         if deployment is not None and not _observed(deployment):
@@ -220,6 +228,26 @@ class Reconciler:
         # Pod-level trouble (scheduling, fetch) does not always change the Deployment, so poll
         # while progressing instead of waiting for the resync.
         return Outcome("progressing", str(ready.get("reason", "")), requeue_after=5.0)
+
+    def _apply_failure(self, child: builders.Child, exc: KubeError, record: Record) -> tuple[str, str]:
+        """The reason and message for a refused child; transient refusals are raised (retried
+        quietly by the controller) until they happened QUIET_RETRIES times in a row."""
+        if failures.transient(exc.status):
+            record.transient_apply_failures += 1
+            if record.transient_apply_failures < failures.QUIET_RETRIES:
+                raise exc
+        reason = failures.apply_reason(exc.status, exc.message)
+        code = f"{exc.status} {exc.reason}".strip() if exc.status else "no answer"
+        return reason, f"{child.kind} {child.name} was refused ({code}): {exc.message}"
+
+    def _mount_failures(self, namespace: str, pods: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        """The kubelet's FailedMount Events, read only when a scheduled pod has not started a single
+        container (a missing Secret or ConfigMap volume shows nowhere else)."""
+        if not any(_stuck_before_start(pod) for pod in pods):
+            return ()
+        return tuple(
+            self.kube.list("Event", namespace, field_selector="involvedObject.kind=Pod,reason=FailedMount")
+        )
 
     def _converge(
         self, md: api.ModelDeployment, child: builders.Child, fresh: bool, record: Record
@@ -317,6 +345,21 @@ def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
     return any(
         ref.get("controller") and ref.get("uid") == uid
         for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def _stuck_before_start(pod: dict[str, Any]) -> bool:
+    """Scheduled, yet no container (init or app) has started: volumes not mounted, or worse."""
+    st = pod.get("status") or {}
+    scheduled = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True" for c in st.get("conditions") or []
+    )
+    statuses = (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or [])
+    waiting = ("ContainerCreating", "PodInitializing")
+    return (
+        scheduled
+        and st.get("phase") == "Pending"
+        and all(((cs.get("state") or {}).get("waiting") or {}).get("reason") in waiting for cs in statuses)
     )
 
 

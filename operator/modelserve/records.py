@@ -41,6 +41,8 @@ class Record:
     # Kinds of children a read confirmed absent (spares the read next time); a watch event of a
     # child of that kind clears its mark.
     absent: set[str] = field(default_factory=set)
+    # Consecutive transient refusals (409, 429, 5xx) of a child apply: reported from the third on.
+    transient_apply_failures: int = 0
 
 
 class Records:

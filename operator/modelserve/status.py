@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from modelserve import api, contract, naming
+from modelserve import api, contract, failures, naming
 from modelserve.builders.gpu import gpu_resource_name, gpu_summary
 from modelserve.builders.replicas import desired_replicas
 from modelserve.builders.tfserving_config import served_versions_summary
@@ -61,7 +61,17 @@ class Reason:
     POD_CREATE_FAILED = "PodCreateFailed"
     CRD_NOT_INSTALLED = "CRDNotInstalled"
     AUTOSCALER_FAILED = "AutoscalerFailed"
-    APPLY_FAILED = "ApplyFailed"
+    NO_MATCHING_GPU_NODE = "NoMatchingGPUNode"
+    # A child the API server refused (failures.apply_reason), and objects the pods refer to that do
+    # not exist (failures.missing_reference).
+    APPLY_FAILED = failures.APPLY_FAILED
+    APPLY_FORBIDDEN = failures.APPLY_FORBIDDEN
+    APPLY_CONFLICT = failures.APPLY_CONFLICT
+    QUOTA_EXCEEDED = failures.QUOTA_EXCEEDED
+    ADMISSION_DENIED = failures.ADMISSION_DENIED
+    SECRET_NOT_FOUND = failures.SECRET_NOT_FOUND
+    CONFIG_MAP_NOT_FOUND = failures.CONFIG_MAP_NOT_FOUND
+    CLAIM_NOT_FOUND = failures.CLAIM_NOT_FOUND
 
 
 # The Ready=False reasons that mean "wait, this resolves by itself"; every other one is a failure a
@@ -80,6 +90,8 @@ class Observed:
     hpa: dict[str, Any] | None = None
     service_monitor: dict[str, Any] | None = None
     pods: tuple[dict[str, Any], ...] = ()
+    # The kubelet's FailedMount Events of those pods (read only while a pod is stuck before start).
+    pod_events: tuple[dict[str, Any], ...] = ()
     monitoring_crd_installed: bool = True
     # (reason, message) when the spec could not be turned into children, or a child was refused.
     failure: tuple[str, str] | None = None
@@ -100,14 +112,37 @@ class _PodTrouble:
     pods: list[str] = field(default_factory=list)
 
 
-def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> _PodTrouble | None:
-    """The most telling failure among the pods, in order of what a person must fix first."""
-    found: dict[str, _PodTrouble] = {}
+def _scheduling_trouble(message: str, gpu: api.Gpu | None) -> tuple[str, str]:
+    """The scheduler's refusal as a reason; GPU trouble names the resource and the product label."""
+    missing = failures.missing_reference(message)
+    if missing:
+        return missing, message
     # The scheduler says "Insufficient <resource>" for a shortage; a GPU taint also names
     # nvidia.com/gpu ("had untolerated taint {nvidia.com/gpu: ...}") but is not a shortage.
     shortages = {"Insufficient nvidia.com/gpu", f"Insufficient {naming.MIG_RESOURCE_PREFIX}"}
-    if gpu_resource:
-        shortages.add(f"Insufficient {gpu_resource}")
+    if gpu is not None:
+        shortages.add(f"Insufficient {gpu_resource_name(gpu)}")
+    if any(shortage in message for shortage in shortages):
+        if gpu is None:
+            return Reason.INSUFFICIENT_GPU, message
+        product = f" with {naming.GPU_PRODUCT_LABEL}={gpu.product}" if gpu.product else ""
+        return (
+            Reason.INSUFFICIENT_GPU,
+            f"no node{product} has {gpu.count} free {gpu_resource_name(gpu)}: {message}",
+        )
+    if gpu is not None and gpu.product and "didn't match Pod's node affinity/selector" in message:
+        return (
+            Reason.NO_MATCHING_GPU_NODE,
+            f"no node with room for the pod is labelled {naming.GPU_PRODUCT_LABEL}={gpu.product}: {message}",
+        )
+    return Reason.UNSCHEDULABLE, message
+
+
+def _pod_trouble(
+    pods: tuple[dict[str, Any], ...], gpu: api.Gpu | None, events: tuple[dict[str, Any], ...] = ()
+) -> _PodTrouble | None:
+    """The most telling failure among the pods, in order of what a person must fix first."""
+    found: dict[str, _PodTrouble] = {}
 
     def note(reason: str, message: str, pod: str) -> None:
         found.setdefault(reason, _PodTrouble(reason, message)).pods.append(pod)
@@ -117,17 +152,18 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
     terminating = [
         p["metadata"].get("name", "?") for p in pods if (p.get("metadata") or {}).get("deletionTimestamp")
     ]
-
+    names = set()
     for pod in pods:
         name = pod.get("metadata", {}).get("name", "?")
+        names.add(name)
         status = pod.get("status") or {}
         for cond in status.get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 message = cond.get("message") or "the scheduler found no node for the pod"
-                gpu = any(shortage in message for shortage in shortages)
-                if gpu and terminating:
+                reason, text = _scheduling_trouble(message, gpu)
+                if reason == Reason.INSUFFICIENT_GPU and terminating:
                     continue
-                note(Reason.INSUFFICIENT_GPU if gpu else Reason.UNSCHEDULABLE, message, name)
+                note(reason, text, name)
         for cs in status.get("initContainerStatuses") or []:
             state = cs.get("state") or {}
             last = cs.get("lastState") or {}
@@ -153,9 +189,26 @@ def _pod_trouble(pods: tuple[dict[str, Any], ...], gpu_resource: str | None) -> 
                 naming.SYNC_CONTAINER,
             ):
                 note(Reason.CRASH_LOOP, waiting.get("message") or "container keeps crashing", name)
+            elif waiting.get("reason") == "CreateContainerConfigError":
+                # An env var from a Secret or ConfigMap (or one of its keys) that does not exist.
+                message = waiting.get("message") or ""
+                missing = failures.missing_reference(message)
+                if missing:
+                    note(missing, f"container {cs.get('name')}: {message}", name)
+    for event in events:
+        # The kubelet cannot mount a Secret or ConfigMap volume: the pod never starts, and only the
+        # FailedMount Event says why.
+        pod = (event.get("involvedObject") or {}).get("name", "")
+        missing = failures.missing_reference(str(event.get("message") or ""))
+        if event.get("reason") == "FailedMount" and pod in names and missing:
+            note(missing, str(event.get("message")), pod)
 
     for reason in (
+        Reason.CLAIM_NOT_FOUND,
+        Reason.SECRET_NOT_FOUND,
+        Reason.CONFIG_MAP_NOT_FOUND,
         Reason.INSUFFICIENT_GPU,
+        Reason.NO_MATCHING_GPU_NODE,
         Reason.UNSCHEDULABLE,
         Reason.IMAGE_PULL_FAILED,
         Reason.MODEL_FETCH_FAILED,
@@ -191,7 +244,7 @@ def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
         # not exist, a quota, Pod Security); without this the rollout looked merely slow forever.
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
             return _Cond(DEPLOYMENT_READY, False, Reason.POD_CREATE_FAILED, cond.get("message", ""))
-    trouble = _pod_trouble(obs.pods, gpu_resource_name(md.spec.gpu) if md.spec.gpu else None)
+    trouble = _pod_trouble(obs.pods, md.spec.gpu, obs.pod_events)
     if trouble:
         pods = ", ".join(sorted(trouble.pods)[:3])
         return _Cond(DEPLOYMENT_READY, False, trouble.reason, f"{trouble.message} (pod {pods})")

@@ -146,6 +146,7 @@ def needed(namespace: str | None) -> list[tuple[str, str, str | None]]:
         ("patch", "modeldeployments.modelserve.dev/status", namespace),
         ("list", "pods", namespace),
         ("create", "events", namespace),
+        ("list", "events", namespace),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ]

@@ -219,7 +219,7 @@ def test_rbac_grants_exactly_what_the_operator_uses(cluster: Cluster) -> None:
         (api.GROUP, f"{api.PLURAL}/status"): {"patch"},
         (api.GROUP, f"{api.PLURAL}/finalizers"): {"update"},
         ("", "pods"): {"list"},
-        ("", "events"): {"create"},
+        ("", "events"): {"create", "list"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     }
     for kind, resource in kube.RESOURCES.items():

@@ -379,7 +379,10 @@ def test_insufficient_gpu_from_the_scheduler_message() -> None:
     status = compute_status(md, rolling_out(unschedulable("resnet-a", GPU_SHORTAGE)), None, T0)
     cond = conditions(status)
     assert summary(status)["DeploymentReady"] == ("False", Reason.INSUFFICIENT_GPU)
-    assert cond["DeploymentReady"]["message"] == f"{GPU_SHORTAGE} (pod resnet-a)"
+    assert cond["DeploymentReady"]["message"] == (
+        f"no node with nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB has 1 free nvidia.com/gpu: "
+        f"{GPU_SHORTAGE} (pod resnet-a)"
+    )
     assert summary(status)["Ready"] == ("False", Reason.INSUFFICIENT_GPU)
     assert summary(status)["Available"] == ("False", Reason.INSUFFICIENT_GPU)
     assert summary(status)["Progressing"] == ("False", Reason.INSUFFICIENT_GPU)

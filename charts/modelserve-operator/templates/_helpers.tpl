@@ -92,10 +92,12 @@ Rendered into the ClusterRole (cluster-wide mode) or into one Role per watched n
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
-# Events on ModelDeployments when Ready changes.
+# Events on ModelDeployments when Ready changes; the kubelet's FailedMount Events are listed only
+# while a serving pod is stuck before start (a missing Secret or ConfigMap volume shows nowhere else:
+# the operator never reads Secrets themselves).
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 {{- end -}}
 
 {{/* Cluster-scoped reads every mode needs. */}}
