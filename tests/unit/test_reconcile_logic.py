@@ -271,7 +271,13 @@ class FakeKube(Kube):
         obj = self.objects.get((kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[Obj]:
+    def list(
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
         self.calls.append(("list", kind, label_selector or ""))
         wanted = dict(part.split("=", 1) for part in (label_selector or "").split(",") if part)
         return [
@@ -548,10 +554,12 @@ def test_a_refused_child_is_an_invalid_spec_without_requeue() -> None:
     status = kube.body()["status"]
     conditions = {c["type"]: c for c in status["conditions"]}
     assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", Reason.INVALID_SPEC)
-    assert conditions["Ready"]["message"] == f"Deployment resnet was refused: {message}"
+    assert conditions["Ready"]["message"] == f"Deployment resnet was refused (422 Invalid): {message}"
     assert conditions["DeploymentReady"]["status"] == "Unknown"
     assert status["observedGeneration"] == 1
-    assert kube.events == [("Warning", Reason.INVALID_SPEC, f"Deployment resnet was refused: {message}")]
+    assert kube.events == [
+        ("Warning", Reason.INVALID_SPEC, f"Deployment resnet was refused (422 Invalid): {message}")
+    ]
 
 
 def test_an_unparseable_body_is_an_invalid_spec() -> None:
@@ -649,15 +657,50 @@ def test_status_write_of_a_deleted_model_deployment_is_ignored_other_errors_prop
         reconciler(kube).reconcile(body)
 
 
-def test_transient_apply_errors_propagate_for_a_retry() -> None:
+def test_transient_apply_errors_propagate_for_a_quiet_retry_then_are_reported() -> None:
     class Throttled(FakeKube):
+        throttled = True
+
         def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
-            raise Transient(429, "TooManyRequests", "slow down")
+            if self.throttled:
+                self.calls.append(("apply", manifest["kind"], manifest["metadata"]["name"]))
+                raise Transient(429, "TooManyRequests", "slow down")
+            return super().apply(manifest, field_manager=field_manager)
 
     kube = Throttled()
-    with pytest.raises(Transient):
-        reconciler(kube).reconcile(kube.create_md(SPEC))
+    r = reconciler(kube)
+    body = kube.create_md(SPEC)
+    for _ in range(2):  # one blip is no news: the controller retries, nothing is written
+        with pytest.raises(Transient):
+            r.reconcile(body)
     assert "status" not in kube.body()
+    assert r.reconcile(body) == Outcome("error", Reason.APPLY_FAILED, requeue_after=2.0)
+    ready = {c["type"]: c for c in kube.body()["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == Reason.APPLY_FAILED
+    assert ready["message"] == "ConfigMap resnet-tfserving was refused (429 TooManyRequests): slow down"
+    assert kube.events == [("Warning", Reason.APPLY_FAILED, ready["message"])]
+    kube.throttled = False
+    assert r.reconcile(kube.body()).result == "progressing"  # recovered: the failure is cleared
+    assert r._transient_failures == {}
+    ready = {c["type"]: c for c in kube.body()["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == Reason.CREATING or ready["reason"] == Reason.ROLLING_OUT
+
+
+def test_a_quota_refusal_is_reported_at_once_and_retried_with_a_backoff() -> None:
+    class Quota(FakeKube):
+        def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
+            if manifest["kind"] == "Service":
+                raise KubeError(403, "Forbidden", 'services "resnet" is forbidden: exceeded quota: q')
+            return super().apply(manifest, field_manager=field_manager)
+
+    kube = Quota()
+    outcome = reconciler(kube).reconcile(kube.create_md(SPEC))
+    assert outcome == Outcome("error", Reason.QUOTA_EXCEEDED, requeue_after=2.0)
+    ready = {c["type"]: c for c in kube.body()["status"]["conditions"]}["Ready"]
+    assert ready["message"] == (
+        'Service resnet was refused (403 Forbidden): services "resnet" is forbidden: exceeded quota: q'
+    )
+    assert [(t, r) for t, r, _ in kube.events] == [("Warning", Reason.QUOTA_EXCEEDED)]
 
 
 def test_service_monitor_waits_for_its_crd() -> None:
