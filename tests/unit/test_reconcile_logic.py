@@ -681,7 +681,8 @@ def test_transient_apply_errors_propagate_for_a_quiet_retry_then_are_reported() 
     assert kube.events == [("Warning", Reason.APPLY_FAILED, ready["message"])]
     kube.throttled = False
     assert r.reconcile(kube.body()).result == "progressing"  # recovered: the failure is cleared
-    assert r._transient_failures == {}
+    record = r.records.get(("ml", "resnet"))
+    assert record is not None and record.transient_apply_failures == 0
     ready = {c["type"]: c for c in kube.body()["status"]["conditions"]}["Ready"]
     assert ready["reason"] == Reason.CREATING or ready["reason"] == Reason.ROLLING_OUT
 
