@@ -183,6 +183,7 @@ VALID: dict[str, JSON] = {
             "name": "resnet_v2.1",
             "storageUri": "https://example.com/models/resnet.tar.gz",
             "credentialsSecret": "archive-token",
+            "size": "20Gi",
         },
         "serving": {
             "image": "registry.example.com/tfserving:2.16-gpu",
@@ -207,6 +208,12 @@ VALID: dict[str, JSON] = {
         "monitoring": {"enabled": True, "interval": "15s", "scrapeTimeout": "15s", "labels": {"team": "ml"}},
         "service": {"type": "LoadBalancer", "annotations": {"example.com/lb": "internal"}},
         "suspend": True,
+        "serviceAccountName": "resnet-reader",
+        "imagePullSecrets": [{"name": "regcred"}],
+        "podMetadata": {
+            "labels": {"team": "ml", "app.kubernetes.io/component": "model"},
+            "annotations": {"sidecar.istio.io/inject": "false"},
+        },
     },
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from modelserve import contract
 from modelserve.api.base import (
@@ -13,6 +13,7 @@ from modelserve.api.base import (
     EXTRA_ARG,
     MODEL_NAME,
     PRESERVE,
+    QUANTITY,
     RESERVED_FLAGS,
     STORAGE_URI,
     VERSION_LABEL,
@@ -22,6 +23,7 @@ from modelserve.api.base import (
     rules,
 )
 from modelserve.api.cache import ModelCache
+from modelserve.api.workload import _quantity_str
 
 # The fetcher downloads an http(s) URL as an archive and tells the kind by its suffix (any case), in
 # the path before a query string or fragment (presigned URLs).
@@ -112,6 +114,12 @@ class ModelSource(_Model):
                 field_path=".cache",
             ),
             cel(
+                "!has(self.size) || (!has(self.cache) && !self.storageUri.startsWith('pvc://'))",
+                "size is the per-pod emptyDir's: with a cache set cache.size, with a pvc:// storageUri "
+                "the claim holds the model",
+                field_path=".size",
+            ),
+            cel(
                 "!has(self.credentialsSecret) || !self.storageUri.startsWith('pvc://')",
                 "credentialsSecret cannot be used with a pvc:// storageUri: the volume is mounted directly",
                 field_path=".credentialsSecret",
@@ -119,6 +127,15 @@ class ModelSource(_Model):
         )
     )
 
+    size: Annotated[
+        str | None,
+        Field(max_length=64, pattern=QUANTITY, json_schema_extra={"x-kubernetes-int-or-string": True}),
+        BeforeValidator(_quantity_str),
+    ] = None
+    """On-disk size of the served versions plus one version being fetched, for example 20Gi: the size
+    limit of each pod's model emptyDir and its ephemeral-storage request, so the scheduler places the
+    pod where the disk has room and a model growing past it evicts only its own pod. Not with cache
+    (set cache.size) or pvc:// (the claim holds the model)."""
     poll_seconds: Annotated[int, Field(ge=0, le=86400)] = contract.DEFAULT_POLL_SECONDS
     """How often the model sync asks the store for new versions, in seconds (0: fetch once at start).
     Each poll is one listing request; see docs/models.md for why not TF Serving's 1 s."""

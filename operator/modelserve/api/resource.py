@@ -7,9 +7,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from modelserve.api.base import API_VERSION, KIND, MAX_NAME_LENGTH, NAME_PATTERN, _Model, cel, rules
+from modelserve.api.base import (
+    API_VERSION,
+    DNS_SUBDOMAIN,
+    KIND,
+    MAX_NAME_LENGTH,
+    NAME_PATTERN,
+    _Model,
+    cel,
+    rules,
+)
 from modelserve.api.disruption import Disruption
 from modelserve.api.model import ModelSource, Serving
+from modelserve.api.pod import LocalObjectReference, PodMetadata
 from modelserve.api.workload import (
     Autoscaling,
     Gpu,
@@ -81,6 +91,15 @@ class ModelDeploymentSpec(_Model):
     """Scale to zero while keeping every object; condition Suspended is True."""
     disruption: Annotated[Disruption, Field(json_schema_extra={"default": {}})] = Disruption()
     """PodDisruptionBudget (with two or more replicas) and graceful shutdown of serving pods."""
+    service_account_name: Annotated[str | None, Field(max_length=253, pattern=DNS_SUBDOMAIN)] = None
+    """ServiceAccount of the serving pods, for cloud workload identity (IRSA, GKE Workload Identity,
+    Azure Workload Identity): the model sync reads the store with its identity. No Kubernetes API
+    token is mounted (TF Serving never calls the API server); see docs/identity.md. Default: the
+    namespace's default ServiceAccount."""
+    image_pull_secrets: Annotated[list[LocalObjectReference] | None, Field(max_length=16)] = None
+    """Secrets (kubernetes.io/dockerconfigjson) for pulling the serving image from a private registry."""
+    pod_metadata: PodMetadata | None = None
+    """Extra labels and annotations on the serving pods."""
 
 
 class ConditionStatus(StrEnum):

@@ -17,7 +17,7 @@ import json
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders import disruption, gpu, model_source, tfserving_config
+from modelserve.builders import disruption, gpu, model_source, pod_identity, tfserving_config
 from modelserve.builders.containers import (
     container_security_context,
     env,
@@ -209,6 +209,7 @@ def build_deployment(md: api.ModelDeployment, settings: Settings) -> dict[str, A
             "spec": pod_spec(md, settings),
         },
     }
+    spec["template"] = pod_identity.apply(md, spec["template"])
     if strategy := gpu.rollout_strategy(md):
         spec["strategy"] = strategy
     count = replicas(md)
