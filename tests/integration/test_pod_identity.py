@@ -31,13 +31,15 @@ def test_serving_pods_get_the_service_account_pull_secrets_metadata_and_storage_
     }
     apply(cluster, namespace, model_deployment("who", spec))
     wait_condition(cluster, namespace, "who", "Ready", "True", timeout=90)
-    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "modelserve.dev/deployment=who")["items"]
+    selector = "modelserve.dev/deployment=who"
+    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", selector)["items"]
     assert pods
     for pod in pods:
         assert pod["spec"]["serviceAccountName"] == "resnet-reader"
         assert pod["spec"]["automountServiceAccountToken"] is False
         # No API token volume reached any container.
-        assert not [v for v in pod["spec"]["volumes"] if "projected" in v and v["name"].startswith("kube-api")]
+        volumes = pod["spec"]["volumes"]
+        assert not [v for v in volumes if "projected" in v and v["name"].startswith("kube-api-access")]
         assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
         assert pod["metadata"]["labels"]["team"] == "search"
         assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "modelserve-operator"
