@@ -19,7 +19,7 @@ from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, NotLeader, Transient
 from modelserve.leader import LeaderElector
 from modelserve.reconcile import ChildCache, Reconciler, slim
-from modelserve.records import Key, Record, Records
+from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
 from modelserve.workqueue import WorkQueue
 
@@ -176,7 +176,7 @@ class Controller:
             key = (meta.get("namespace", ""), owner)
             record = self.records.get(key)
             if record is not None:
-                record.absent.discard(kind)
+                record.absent.discard(absent_key(kind, meta.get("name", "")))
             self.queue.add(key)
 
     def on_monitoring_crd(self, installed: bool) -> None:

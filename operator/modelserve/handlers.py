@@ -29,7 +29,8 @@ WATCH_RETRY_CAP: Final = 10.0
 LIST_CHUNK_SIZE: Final = 250
 WORKER_IDLE_SECONDS: Final = 0.5
 # Watched child kinds: (group, version, plural) of every entry of the one table in builders.
-CHILD_RESOURCES: Final = tuple((k.group, k.version, k.plural) for k in builders.CHILD_KINDS)
+# One watch per resource, though a kind may appear twice in the table (two Deployments).
+CHILD_RESOURCES: Final = tuple(dict.fromkeys((k.group, k.version, k.plural) for k in builders.CHILD_KINDS))
 
 
 class EndlessBackoffs:

@@ -80,6 +80,10 @@ def model_sync_selector_labels(md: api.ModelDeployment) -> dict[str, str]:
     return {MODEL_SYNC_LABEL: md.name}
 
 
+def model_sync_label_selector(md: api.ModelDeployment) -> str:
+    return ",".join(f"{k}={v}" for k, v in model_sync_selector_labels(md).items())
+
+
 def model_sync_labels(md: api.ModelDeployment) -> dict[str, str]:
     return {**descriptive_labels(md), NAME_LABEL: SYNC_APP_NAME, **model_sync_selector_labels(md)}
 

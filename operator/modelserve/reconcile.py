@@ -22,7 +22,7 @@ import pydantic
 from modelserve import api, builders, failures, logs, naming, status
 from modelserve.builders import replicas
 from modelserve.kube import Invalid, Kube, KubeError, NotFound, Transient
-from modelserve.records import Key, Record, Records
+from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -176,10 +176,10 @@ class Reconciler:
         monitoring_available = self.monitoring_crd_installed()
         for child in builders.desired_children(md, self.settings):
             if child.kind == "ServiceMonitor" and not monitoring_available:
-                observed[child.kind] = None
+                observed[child.role] = None
                 continue
             try:
-                observed[child.kind] = self._converge(md, child, fresh, record)
+                observed[child.role] = self._converge(md, child, fresh, record)
             except NotFound:
                 raise  # the namespace went away meanwhile: nothing to report on
             except KubeError as exc:
@@ -199,6 +199,12 @@ class Reconciler:
             # Only a rollout in trouble needs the pods (scheduling, image, fetch failures); one the
             # Deployment controller has not even observed yet has no pods worth reading.
             pods = tuple(self.kube.list("Pod", md.namespace, naming.label_selector(md)))
+        model_sync = observed.get(builders.MODEL_SYNC_ROLE)
+        sync_pods: tuple[dict[str, Any], ...] = ()
+        if failure is None and model_sync is not None and not _rolled_out(model_sync):
+            # Only a cache not yet (or no longer) complete needs the sync pod: its termination
+            # message names what failed.
+            sync_pods = tuple(self.kube.list("Pod", md.namespace, naming.model_sync_label_selector(md)))
         obs = status.Observed(
             pod_events=self._mount_failures(md.namespace, pods),
             config_map=observed.get("ConfigMap"),
@@ -207,6 +213,9 @@ class Reconciler:
             hpa=observed.get("HorizontalPodAutoscaler"),
             service_monitor=observed.get("ServiceMonitor"),
             pods=pods,
+            cache_claim=observed.get("PersistentVolumeClaim"),
+            model_sync=model_sync,
+            sync_pods=sync_pods,
             monitoring_crd_installed=monitoring_available,
             failure=failure,
         )
@@ -253,14 +262,15 @@ class Reconciler:
         self, md: api.ModelDeployment, child: builders.Child, fresh: bool, record: Record
     ) -> dict[str, Any] | None:
         live = self.cache.get(child.kind, md.namespace, child.name)
+        gone = absent_key(child.kind, child.name)
         if child.manifest is None and fresh and live is None:
-            record.absent.add(child.kind)
+            record.absent.add(gone)
             return None
         if child.manifest is None:
-            if live is None and child.kind not in record.absent:
+            if live is None and gone not in record.absent:
                 live = self.kube.get(child.kind, md.namespace, child.name)
                 if live is None:
-                    record.absent.add(child.kind)
+                    record.absent.add(gone)
             if live is not None and _controlled_by(live, md.uid):
                 log.info(
                     "deleting %s %s/%s: no longer desired",
@@ -271,9 +281,9 @@ class Reconciler:
                 )
                 self.kube.delete(child.kind, md.namespace, child.name, live["metadata"]["uid"])
                 self.cache.forget(child.kind, md.namespace, child.name)
-                record.absent.add(child.kind)
+                record.absent.add(gone)
             return None
-        record.absent.discard(child.kind)
+        record.absent.discard(gone)
         desired = with_hash(child.manifest)
         if live is None and not fresh:
             # Not seen through the watch yet (start-up): one read spares a write when nothing changed.
@@ -282,7 +292,7 @@ class Reconciler:
                 self.cache.put(live)
         if live is not None and is_subset(desired, live):
             return live
-        if child.kind == "Deployment":
+        if child.kind == "Deployment" and child.role == "Deployment":
             desired = self._hold_replicas(md, desired, live)
         applied = self.kube.apply(desired)
         self.cache.put(applied)

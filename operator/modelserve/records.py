@@ -38,11 +38,15 @@ class Record:
     # The status we last wrote, with the resourceVersion our write produced: a reconcile may run on a
     # body the watch delivered before that write came back. Cleared once the watch delivers it.
     written: tuple[int, dict[str, Any]] | None = None
-    # Kinds of children a read confirmed absent (spares the read next time); a watch event of a
-    # child of that kind clears its mark.
+    # Children a read confirmed absent, as absent_key(kind, name) (spares the read next time); a
+    # watch event of that child clears its mark. By name too: two Deployments share a kind.
     absent: set[str] = field(default_factory=set)
     # Consecutive transient refusals (409, 429, 5xx) of a child apply: reported from the third on.
     transient_apply_failures: int = 0
+
+
+def absent_key(kind: str, name: str) -> str:
+    return f"{kind}/{name}"
 
 
 class Records:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from modelserve import api, contract, failures, naming
+from modelserve import api, cache_status, contract, failures, naming
 from modelserve.builders.gpu import gpu_resource_name, gpu_summary
 from modelserve.builders.replicas import desired_replicas
 from modelserve.builders.tfserving_config import served_versions_summary
@@ -92,6 +92,10 @@ class Observed:
     pods: tuple[dict[str, Any], ...] = ()
     # The kubelet's FailedMount Events of those pods (read only while a pod is stuck before start).
     pod_events: tuple[dict[str, Any], ...] = ()
+    # The shared model cache (spec.model.cache): our claim, the sync Deployment, its pod(s).
+    cache_claim: dict[str, Any] | None = None
+    model_sync: dict[str, Any] | None = None
+    sync_pods: tuple[dict[str, Any], ...] = ()
     monitoring_crd_installed: bool = True
     # (reason, message) when the spec could not be turned into children, or a child was refused.
     failure: tuple[str, str] | None = None
@@ -346,15 +350,30 @@ def _conditions(md: api.ModelDeployment, obs: Observed) -> list[_Cond]:
         deployment.message if rolling or not deployment.status else "",
     )
 
+    cache = cache_status.view(md, obs.cache_claim, obs.model_sync, obs.sync_pods)
+    cache_conds = [_Cond(*c) for c in cache_status.conditions(cache)] if cache else []
     if md.spec.suspend:
         ready = _Cond(READY, False, Reason.SUSPENDED, "suspended: scaled to zero, every object kept")
     else:
         blocking = next((c for c in (deployment, service, autoscaler) if not c.status), None)
+        if blocking is deployment and cache_conds and not cache_conds[0].status:
+            # Replicas wait for the cache: its reason (ClaimPending, CacheFetchFailed) says why.
+            blocking = cache_conds[0]
         if blocking is None:
             ready = _Cond(READY, True, Reason.READY, "every replica serves the model")
         else:
             ready = _Cond(READY, False, blocking.reason, f"{blocking.type}: {blocking.message}")
-    return [ready, available, progressing, deployment, service, autoscaler, monitoring, suspended]
+    return [
+        ready,
+        available,
+        progressing,
+        deployment,
+        service,
+        autoscaler,
+        monitoring,
+        suspended,
+        *cache_conds,
+    ]
 
 
 def _status_text(value: bool | None) -> str:
@@ -414,6 +433,17 @@ def compute_status(
     gpu = gpu_summary(md)
     if gpu:
         status["gpu"] = gpu
+    cache = cache_status.view(md, obs.cache_claim, obs.model_sync, obs.sync_pods)
+    if cache is not None:
+        status["cache"] = cache.summary
+        status["lastSyncError"] = cache.degraded_message or (
+            cache.message if cache.reason == cache_status.CACHE_FETCH_FAILED else ""
+        )
+    else:
+        # The status is written as a merge patch: null removes what a removed cache left behind.
+        for key in ("cache", "lastSyncError"):
+            if previous.get(key) is not None:
+                status[key] = None
     return status
 
 

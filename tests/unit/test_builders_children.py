@@ -19,6 +19,8 @@ ORDER = [
     ("v1", "ConfigMap", "resnet-tfserving"),
     ("v1", "Service", "resnet"),
     ("networking.k8s.io/v1", "NetworkPolicy", "resnet"),
+    ("v1", "PersistentVolumeClaim", "resnet-model-cache"),
+    ("apps/v1", "Deployment", "resnet-model-sync"),
     ("apps/v1", "Deployment", "resnet"),
     ("policy/v1", "PodDisruptionBudget", "resnet"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "resnet"),
@@ -33,7 +35,10 @@ def make(**spec: Any) -> api.ModelDeployment:
 
 def test_all_children_in_apply_order() -> None:
     md = make(
-        autoscaling={"minReplicas": 2, "maxReplicas": 3}, monitoring={"enabled": True}, networkPolicy={}
+        autoscaling={"minReplicas": 2, "maxReplicas": 3},
+        monitoring={"enabled": True},
+        networkPolicy={},
+        model={"storageUri": "gs://models/resnet", "cache": {"size": "50Gi"}},
     )
     children = desired_children(md, Settings())
     assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
@@ -49,10 +54,11 @@ def test_all_children_in_apply_order() -> None:
 def test_disabled_children_are_listed_as_absent() -> None:
     children = desired_children(make(), Settings())
     assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
-    assert [c.present for c in children] == [True, True, False, True, False, False, False]
+    assert [c.present for c in children] == [True, True, False, False, False, True, False, False, False]
     assert children[2].manifest is None
-    assert children[4].manifest is None  # one replica: no budget
-    assert children[5].manifest is None
+    assert children[3].manifest is None and children[4].manifest is None  # no cache
+    assert children[6].manifest is None  # one replica: no budget
+    assert children[7].manifest is None
 
 
 def test_child_is_frozen() -> None:

@@ -294,9 +294,9 @@ def test_a_child_event_clears_its_kind_from_the_owners_absent_marks() -> None:
     controller.on_model_deployment("ADDED", md())
     record = controller.records.get(A)
     assert record is not None
-    record.absent = {"HorizontalPodAutoscaler", "NetworkPolicy"}
+    record.absent = {"HorizontalPodAutoscaler/resnet", "NetworkPolicy/resnet"}
     controller.on_child("ADDED", child("HorizontalPodAutoscaler", "resnet", [owner("resnet")]))
-    assert record.absent == {"NetworkPolicy"}
+    assert record.absent == {"NetworkPolicy/resnet"}
 
 
 def test_the_monitoring_crd_appearing_enqueues_everything_once() -> None:

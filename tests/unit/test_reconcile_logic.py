@@ -499,7 +499,7 @@ def test_a_child_no_longer_desired_is_deleted_when_we_control_it() -> None:
     assert ("delete", "HorizontalPodAutoscaler", "resnet") in kube.calls
     assert ("HorizontalPodAutoscaler", "ml", "resnet") not in kube.objects
     record = r.records.get(("ml", "resnet"))
-    assert record is not None and "HorizontalPodAutoscaler" in record.absent
+    assert record is not None and "HorizontalPodAutoscaler/resnet" in record.absent
     assert cache.get("HorizontalPodAutoscaler", "ml", "resnet") is None
     assert hpa_uid.startswith("child-")
     # Known absent: the next reconcile neither reads nor deletes it again.

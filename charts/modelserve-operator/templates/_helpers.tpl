@@ -73,6 +73,10 @@ Rendered into the ClusterRole (cluster-wide mode) or into one Role per watched n
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [get, list, watch, create, patch, delete]
+# The shared model cache's claim (spec.model.cache.size); its data is never read by the operator.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]

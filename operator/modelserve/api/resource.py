@@ -134,6 +134,19 @@ class Endpoints(_Model):
     """gRPC address, <service>.<namespace>.svc:8500."""
 
 
+class CacheStatus(_Model):
+    """What the operator observes of the shared model cache."""
+
+    claim_name: Annotated[str | None, Field(max_length=253)] = None
+    """The claim holding the cache."""
+    phase: Annotated[str | None, Field(max_length=64)] = None
+    """The claim's phase (Pending, Bound, Lost), for a claim the operator created."""
+    capacity: Annotated[str | None, Field(max_length=64)] = None
+    """The bound volume's capacity."""
+    state: Annotated[str | None, Field(max_length=64)] = None
+    """The CacheReady reason: CacheReady, ClaimPending, CacheFilling, CacheFetchFailed, StoreUnreachable."""
+
+
 class ModelDeploymentStatus(_Model):
     """Observed state, written by the operator only."""
 
@@ -155,6 +168,11 @@ class ModelDeploymentStatus(_Model):
     """What the version policy serves, for example 'latest 2', 'all' or '1,2'."""
     gpu: Annotated[str | None, Field(max_length=256)] = None
     """GPUs per replica, for example '1x NVIDIA-A100-SXM4-80GB'."""
+    cache: CacheStatus | None = None
+    """The shared model cache, with spec.model.cache."""
+    last_sync_error: Annotated[str | None, Field(max_length=4096)] = None
+    """The model sync's last failure, naming the object key where it is known (with spec.model.cache;
+    without it a pod's sync failure is in the Ready message)."""
     conditions: Annotated[
         list[Condition] | None,
         Field(
@@ -163,7 +181,7 @@ class ModelDeploymentStatus(_Model):
         ),
     ] = None
     """Ready (the roll-up), Available, Progressing, DeploymentReady, ServiceReady, AutoscalerReady,
-    MonitoringReady, Suspended."""
+    MonitoringReady, Suspended; with spec.model.cache also CacheReady and ModelSyncDegraded."""
 
 
 class ModelDeployment(_Model):

@@ -15,6 +15,7 @@ from modelserve import api, naming
 from modelserve.builders.configmap import build_config_map
 from modelserve.builders.deployment import build_deployment
 from modelserve.builders.hpa import build_hpa
+from modelserve.builders.model_cache import build_model_cache_claim, build_model_sync_deployment
 from modelserve.builders.networkpolicy import build_network_policy
 from modelserve.builders.pdb import build_pdb
 from modelserve.builders.service import build_service
@@ -33,6 +34,7 @@ class Child:
     kind: str
     name: str
     manifest: Manifest | None
+    role: str = ""  # which child this is when a kind appears twice (the sync Deployment)
 
     @property
     def present(self) -> bool:
@@ -40,6 +42,7 @@ class Child:
 
 
 _Builder = Callable[[api.ModelDeployment, Settings], Manifest | None]
+MODEL_SYNC_ROLE: Final = "ModelSyncDeployment"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class ChildKind:
     plural: str
     name_of: Callable[[api.ModelDeployment], str]
     build: _Builder
+    # Set where one kind appears twice: the key the reconciler and the status know the child by.
+    role: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.role or self.kind
 
     @property
     def group(self) -> str:
@@ -75,6 +84,23 @@ CHILD_KINDS: Final[tuple[ChildKind, ...]] = (
         naming.network_policy_name,
         build_network_policy,
     ),
+    # The shared model cache (spec.model.cache): the claim, then the one pod that fills it, both
+    # before the serving Deployment whose pods mount it.
+    ChildKind(
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        naming.model_cache_claim_name,
+        build_model_cache_claim,
+    ),
+    ChildKind(
+        "apps/v1",
+        "Deployment",
+        "deployments",
+        naming.model_sync_name,
+        build_model_sync_deployment,
+        role=MODEL_SYNC_ROLE,
+    ),
     ChildKind("apps/v1", "Deployment", "deployments", naming.deployment_name, build_deployment),
     ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", naming.pdb_name, build_pdb),
     ChildKind(
@@ -93,19 +119,28 @@ CHILD_KINDS: Final[tuple[ChildKind, ...]] = (
 def desired_children(md: api.ModelDeployment, settings: Settings) -> list[Child]:
     """Every child kind in apply order, present or absent."""
     return [
-        Child(api_version=k.api_version, kind=k.kind, name=k.name_of(md), manifest=k.build(md, settings))
+        Child(
+            api_version=k.api_version,
+            kind=k.kind,
+            name=k.name_of(md),
+            manifest=k.build(md, settings),
+            role=k.key,
+        )
         for k in CHILD_KINDS
     ]
 
 
 __all__ = [
     "CHILD_KINDS",
+    "MODEL_SYNC_ROLE",
     "Child",
     "ChildKind",
     "Manifest",
     "build_config_map",
     "build_deployment",
     "build_hpa",
+    "build_model_cache_claim",
+    "build_model_sync_deployment",
     "build_network_policy",
     "build_pdb",
     "build_service",

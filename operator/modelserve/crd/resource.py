@@ -107,6 +107,13 @@ def _printer_columns() -> list[JSON]:
             "priority": 1,
             "description": "Why the ModelDeployment is (not) Ready.",
         },
+        {
+            "name": "Cache",
+            "type": "string",
+            "jsonPath": ".status.cache.state",
+            "priority": 1,
+            "description": "State of the shared model cache (spec.model.cache), the CacheReady reason.",
+        },
     ]
 
 
