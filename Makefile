@@ -105,11 +105,14 @@ bench-full: venv binaries ## benchmark at N = 100 to 2,000 (about an hour on 2 c
 	$(PY) bench/run.py --mode full
 
 .PHONY: chart-crds
-chart-crds: ## copy crds/ into the Helm chart (a test fails when they differ)
-	rm -f charts/modelserve-operator/crds/*.yaml
-	cp crds/*.yaml charts/modelserve-operator/crds/
+chart-crds: ## copy crds/ into both Helm charts (tests fail when they differ)
+	hack/chart-crds.sh
+
+.PHONY: chart-readme
+chart-readme: venv ## regenerate each chart's README.md from its values.yaml (a test fails when stale)
+	$(PY) hack/chart-readme.py
 
 .PHONY: dist
-dist: chart-crds ## render dist/install.yaml from the chart (a test fails when it is stale)
+dist: chart-crds chart-readme ## render dist/install.yaml from the chart (a test fails when it is stale)
 	dist/render.sh > dist/install.yaml.tmp
 	mv dist/install.yaml.tmp dist/install.yaml

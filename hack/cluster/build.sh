@@ -154,16 +154,23 @@ require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
   publish_family "$out"
 }
 
-# The ServiceMonitor CRD published by the Prometheus Operator project, read from its module's files.
+# The ServiceMonitor and PrometheusRule CRDs published by the Prometheus Operator project, read from
+# its module's files.
+PROMETHEUS_OPERATOR_CRDS=(servicemonitors prometheusrules)
 fetch_servicemonitor_crd() {
-  local out dir
+  local out dir crd missing=0
   out="$(cache_root)/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
-  [ -s "$out/monitoring.coreos.com_servicemonitors.yaml" ] && return 0
+  for crd in "${PROMETHEUS_OPERATOR_CRDS[@]}"; do
+    [ -s "$out/monitoring.coreos.com_$crd.yaml" ] || missing=1
+  done
+  [ $missing = 0 ] && return 0
   dir=$(cd /tmp && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
     | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
   [ -d "$dir" ] || { log "cannot download github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION"; return 1; }
   mkdir -p "$out"
-  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/"
+  for crd in "${PROMETHEUS_OPERATOR_CRDS[@]}"; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$crd.yaml" "$out/"
+  done
 }
 
 # The Gateway API's standard-channel CRDs (Gateway, HTTPRoute, ...), read from its module's files.

@@ -22,6 +22,7 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resync-seconds", type=float, help="re-apply every ModelDeployment this often")
     parser.add_argument("--workers", type=int, help="ModelDeployments reconciled at once")
     parser.add_argument("--metrics-port", type=int, help="port of /metrics (0: off)")
+    parser.add_argument("--metrics-address", help="address /metrics listens on (default 0.0.0.0)")
     parser.add_argument("--health-port", type=int, help="port of /healthz (0: off)")
     parser.add_argument("--json-logs", action="store_true", default=None, help="log JSON lines")
     election = parser.add_argument_group("leader election (coordination.k8s.io/v1 Lease)")
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         "resync_seconds": args.resync_seconds,
         "workers": args.workers,
         "metrics_port": args.metrics_port,
+        "metrics_address": args.metrics_address,
         "health_port": args.health_port,
         "json_logs": args.json_logs,
         "namespaces": tuple(args.namespace) or None,

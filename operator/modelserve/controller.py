@@ -156,6 +156,7 @@ class Controller:
         self.queue.forget(key)
         if record is not None and record.ready is not None:
             metrics.MODEL_DEPLOYMENTS.labels(ready=record.ready).dec()
+        metrics.set_ready(*key, None)
 
     def on_child(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -260,6 +261,7 @@ class Controller:
         if self.records.get(key) is not record:
             return  # forgotten while it was reconciled: it no longer counts
         old, record.ready = record.ready, value
+        metrics.set_ready(*key, value)
         if old != value:
             if old is not None:
                 metrics.MODEL_DEPLOYMENTS.labels(ready=old).dec()

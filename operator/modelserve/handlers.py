@@ -89,7 +89,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     controller = Controller(kube, ours, identity=me)
     await controller.discover()
     controller.start()
-    metrics.serve(ours.metrics_port)
+    metrics.serve(ours.metrics_port, str(ours.metrics_address))
     health.serve(ours.health_port, controller.liveness_problem, lambda: controller.role)
     memo["controller"] = controller
     log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Final
 
@@ -40,6 +41,15 @@ MODEL_DEPLOYMENTS: Final = Gauge(
     "modelserve_modeldeployments",
     "ModelDeployments known to the operator by the status of their Ready condition.",
     ["ready"],
+    registry=REGISTRY,
+)
+# One series per ModelDeployment (bounded by the objects that exist; removed on delete) so an alert can
+# name the one that is not Ready; the reason stays in its status and Events, not in a label that would
+# start a new series on every change.
+MODEL_DEPLOYMENT_READY: Final = Gauge(
+    "modelserve_modeldeployment_ready",
+    "1 while a ModelDeployment's Ready condition is True, else 0; one series per ModelDeployment.",
+    ["namespace", "modeldeployment"],
     registry=REGISTRY,
 )
 API_REQUESTS: Final = Counter(
@@ -94,11 +104,20 @@ def track_store(store: str, size: Callable[[], int]) -> None:
     TRACKED_OBJECTS.labels(store=store).set_function(size)
 
 
+def set_ready(namespace: str, name: str, ready: str | None) -> None:
+    """Ready is "True"/"False"; None (the ModelDeployment is gone) removes its series."""
+    if ready is None:
+        with contextlib.suppress(KeyError):
+            MODEL_DEPLOYMENT_READY.remove(namespace, name)
+        return
+    MODEL_DEPLOYMENT_READY.labels(namespace=namespace, modeldeployment=name).set(ready == "True")
+
+
 def count_request(verb: str, resource: str, code: str) -> None:
     API_REQUESTS.labels(verb=verb, resource=resource, code=code).inc()
 
 
-def serve(port: int) -> None:
+def serve(port: int, address: str = "0.0.0.0") -> None:
     """Starts the /metrics HTTP server in a daemon thread (port 0: off)."""
     if port:
-        start_http_server(port, registry=REGISTRY)
+        start_http_server(port, addr=address, registry=REGISTRY)

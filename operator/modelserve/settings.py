@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from ipaddress import IPv4Address
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, field_validator, model_validator
 
 # Built from serving-image/ (`make image image-gpu`): <TF Serving version>-<operator version>[-gpu]; a unit
 # test keeps the TF Serving version equal to the Dockerfile's base image.
@@ -31,10 +32,14 @@ class Settings(BaseModel):
     """Log one JSON object per line."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     """Port of the Prometheus /metrics endpoint (0 turns it off)."""
+    metrics_address: IPvAnyAddress = IPv4Address("0.0.0.0")
+    """Address /metrics listens on: 0.0.0.0 for Prometheus to scrape the pod, 127.0.0.1 behind a proxy."""
     health_port: Annotated[int, Field(ge=0, le=65535)] = 8081
     """Port of the /healthz liveness endpoint (0 turns it off)."""
     watch_stall_seconds: Annotated[float, Field(gt=0)] = 600.0
     """/healthz fails when no watch event or resync arrived for this long."""
+    serving_fixed_ids: bool = True
+    """Serving pods run as the image's UID/GID 1000 with fsGroup 1000; off for OpenShift (restricted-v2)."""
     workers: Annotated[int, Field(ge=1, le=64)] = 8
     """ModelDeployments reconciled at once (each reconcile runs in a thread: the client blocks)."""
     retry_delay_seconds: Annotated[float, Field(gt=0)] = 2.0

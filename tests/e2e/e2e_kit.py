@@ -124,6 +124,19 @@ def ensure_service_monitor_crd(cluster: Cluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", SERVICE_MONITOR_CRD)
 
 
+PROMETHEUS_RULE_CRD = "prometheusrules.monitoring.coreos.com"
+
+
+def ensure_prometheus_rule_crd(cluster: Cluster) -> None:
+    """The Prometheus Operator's real PrometheusRule CRD (hack/cluster/build.sh fetches it)."""
+    path = service_monitor_crd_file().replace("_servicemonitors.yaml", "_prometheusrules.yaml")
+    assert Path(path).is_file(), f"{path} is missing; hack/cluster/build.sh crds fetches it"
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "--field-manager=modelserve-tests", "-f", path
+    )
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", PROMETHEUS_RULE_CRD)
+
+
 def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str, path: Path) -> Path:
     """A kubeconfig holding only a TokenRequest token of the ServiceAccount (no admin credentials)."""
     token = cluster.kubectl(

@@ -13,6 +13,7 @@ from e2e_kit import (
     INVALID_VALUES,
     VALUES,
     documents,
+    ensure_prometheus_rule_crd,
     ensure_service_monitor_crd,
     fresh_namespaces,
     helm,
@@ -20,7 +21,8 @@ from e2e_kit import (
 
 from kit import CRD_DIR, REPO, Cluster
 
-VALUES_FILES = sorted(VALUES.glob("*.yaml"))
+# The OpenShift values ship with the chart; they are checked like every test values file.
+VALUES_FILES = [*sorted(VALUES.glob("*.yaml")), CHART / "values-openshift.yaml"]
 INVALID_FILES = sorted(INVALID_VALUES.glob("*.yaml"))
 
 
@@ -32,6 +34,17 @@ def test_chart_crds_are_the_generated_crds() -> None:
     ours = {p.name: p.read_bytes() for p in sorted((CHART / "crds").glob("*.yaml"))}
     generated = {p.name: p.read_bytes() for p in sorted(CRD_DIR.glob("*.yaml"))}
     assert ours == generated, "charts/modelserve-operator/crds differs from crds/: run `make dist`"
+
+
+def test_crd_chart_renders_exactly_the_generated_crds(cluster: Cluster) -> None:
+    crd_chart = REPO / "charts" / "modelserve-operator-crds"
+    rendered = documents(helm(cluster, "template", "crds", str(crd_chart)).stdout)
+    generated = [d for p in sorted(CRD_DIR.glob("*.yaml")) for d in documents(p.read_text())]
+    for doc in rendered:
+        assert doc["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
+    assert rendered == generated, "charts/modelserve-operator-crds differs from crds/: run `make dist`"
+    unkept = documents(helm(cluster, "template", "crds", str(crd_chart), "--set", "keep=false").stdout)
+    assert unkept == generated
 
 
 def test_dist_install_yaml_is_current(cluster: Cluster) -> None:
@@ -56,6 +69,7 @@ def test_helm_lint_strict(cluster: Cluster, values: Path | None) -> None:
 def test_rendered_values_are_accepted_by_the_api_server(cluster: Cluster, values: Path) -> None:
     """Server-side dry-run: schemas, admission and RBAC escalation checks of the real API server."""
     ensure_service_monitor_crd(cluster)
+    ensure_prometheus_rule_crd(cluster)
     with fresh_namespaces(cluster, "e2e-render", "e2e-team-a", "e2e-team-b") as (ns, team_a, team_b):
         # watchNamespaces name namespaces that must exist: map them to this test's fresh ones.
         override = (
@@ -181,6 +195,7 @@ def test_operator_deployment_follows_the_values(cluster: Cluster) -> None:
         "--resync-seconds=120",
         "--workers=16",
         "--metrics-port=8080",
+        "--metrics-address=0.0.0.0",
         "--health-port=9091",
         "--json-logs",
         "--verbose",
@@ -268,3 +283,34 @@ def test_several_replicas_without_leader_election_are_refused(cluster: Cluster) 
     proc = helm(cluster, "template", "x", str(CHART), "--set", "leaderElection.enabled=false", check=False)
     assert proc.returncode != 0
     assert "replicaCount > 1 needs leaderElection.enabled" in proc.stderr
+
+
+def test_observability_pack_renders_behind_its_values(cluster: Cluster) -> None:
+    assert not [
+        d for d in _render(cluster, "ops") if d["kind"] in ("PrometheusRule", "NetworkPolicy", "ConfigMap")
+    ], "off by default"
+    docs = _render(cluster, "ops", "-f", str(VALUES / "observability.yaml"))
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts and all(a["labels"]["team"] == "ml-platform" and a["labels"]["severity"] for a in alerts)
+    dashboards = [
+        d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]
+    ]
+    assert sorted(k for d in dashboards for k in d["data"]) == sorted(
+        p.name for p in (CHART / "dashboards").glob("*.json")
+    )
+    assert all(d["metadata"]["annotations"] == {"grafana_folder": "modelserve"} for d in dashboards)
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    metrics_rule, health_rule = policy["spec"]["ingress"]
+    assert metrics_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in (
+        metrics_rule["from"]
+    )
+    assert health_rule == {"ports": [{"port": 8081, "protocol": "TCP"}]}
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name", "alerts select job=modelserve-operator"
+    proc = helm(
+        cluster, "template", "rel", str(CHART), "--set", "metrics.networkPolicy.enabled=true", check=False
+    )
+    assert proc.returncode != 0 and "needs metrics.networkPolicy.from" in proc.stderr

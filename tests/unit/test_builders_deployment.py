@@ -353,3 +353,12 @@ def test_deterministic() -> None:
     assert build(gpu={"count": 1}, monitoring={"enabled": True}) == build(
         gpu={"count": 1}, monitoring={"enabled": True}
     )
+
+
+def test_serving_pods_without_fixed_ids_for_openshift() -> None:
+    """restricted-v2 assigns the namespace's UID and fsGroup and refuses any other: none is set."""
+    settings = Settings(cpu_image="reg/cpu:1", gpu_image="reg/gpu:1", serving_fixed_ids=False)
+    p = pod(build_deployment(make(), settings))
+    assert p["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    for c in (*p["initContainers"], *p["containers"]):
+        assert "runAsUser" not in c["securityContext"] and "runAsGroup" not in c["securityContext"]

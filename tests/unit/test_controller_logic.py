@@ -401,3 +401,26 @@ def test_ready_gauge_follows_reconciles_and_deletes(monkeypatch: pytest.MonkeyPa
     assert gauge() == {"True": 0, "False": 1}
     make_controller()  # a new controller (a restart in the same process) counts from zero
     assert gauge() == {"True": 0, "False": 0}
+
+
+def test_per_object_ready_gauge_names_each_model_deployment_and_goes_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelserve import metrics
+
+    def ready(key: Key) -> float | None:
+        return metrics.REGISTRY.get_sample_value(
+            "modelserve_modeldeployment_ready", {"namespace": key[0], "modeldeployment": key[1]}
+        )
+
+    controller, _ = make_controller()
+    outcomes = [Outcome("progressing", "RollingOut"), Outcome("ready", "Ready")]
+    monkeypatch.setattr(controller.reconciler, "reconcile", lambda body: outcomes.pop(0))
+    controller.on_model_deployment("ADDED", md())
+    assert ready(A) is None  # not reconciled yet: no series
+    asyncio.run(controller._process(A))
+    assert ready(A) == 0
+    asyncio.run(controller._process(A))
+    assert ready(A) == 1
+    controller.on_model_deployment("DELETED", md())
+    assert ready(A) is None

@@ -103,6 +103,7 @@ def test_empty_namespace_list_means_every_namespace() -> None:
         ({"MODELSERVE_RESYNC_SECONDS": "-5"}, "resync_seconds"),
         ({"MODELSERVE_METRICS_PORT": "70000"}, "metrics_port"),
         ({"MODELSERVE_HEALTH_PORT": "-1"}, "health_port"),
+        ({"MODELSERVE_METRICS_ADDRESS": "localhost"}, "metrics_address"),
         ({"MODELSERVE_JSON_LOGS": "maybe"}, "json_logs"),
         ({"MODELSERVE_WATCH_STALL_SECONDS": "0"}, "watch_stall_seconds"),
         ({"MODELSERVE_RETRY_DELAY_SECONDS": "soon"}, "retry_delay_seconds"),

@@ -37,15 +37,18 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
-def pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": contract.RUN_AS_USER,
-        "runAsGroup": contract.RUN_AS_GROUP,
-        # Makes the emptyDirs, the cache claim and the credentials Secret usable by the non-root user.
-        "fsGroup": contract.RUN_AS_GROUP,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+def pod_security_context(fixed_ids: bool = True) -> dict[str, Any]:
+    """Without fixed IDs (OpenShift's restricted-v2 assigns the namespace's UID and fsGroup itself and
+    refuses others) only runAsNonRoot and seccomp are set; the image runs as any UID."""
+    ids: dict[str, Any] = {}
+    if fixed_ids:
+        ids = {
+            "runAsUser": contract.RUN_AS_USER,
+            "runAsGroup": contract.RUN_AS_GROUP,
+            # Makes the emptyDirs, the cache claim and the credentials Secret usable by the non-root user.
+            "fsGroup": contract.RUN_AS_GROUP,
+        }
+    return {"runAsNonRoot": True, **ids, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def with_pull_policy(md: api.ModelDeployment, container: dict[str, Any]) -> dict[str, Any]:

@@ -170,7 +170,7 @@ def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
         # Service links inject an env var per Service in the namespace: noise, and slow pod start
         # in namespaces with hundreds of models.
         "enableServiceLinks": False,
-        "securityContext": pod_security_context(),
+        "securityContext": pod_security_context(settings.serving_fixed_ids),
         "terminationGracePeriodSeconds": disruption.termination_grace_seconds(md),
         "topologySpreadConstraints": disruption.topology_spread_constraints(md),
         "initContainers": model_source.serving_init_containers(md, settings),
