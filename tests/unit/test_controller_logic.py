@@ -415,7 +415,7 @@ def test_per_object_ready_gauge_names_each_model_deployment_and_goes_with_it(
 
     controller, _ = make_controller()
     outcomes = [Outcome("progressing", "RollingOut"), Outcome("ready", "Ready")]
-    monkeypatch.setattr(controller.reconciler, "reconcile", lambda body: outcomes.pop(0))
+    monkeypatch.setattr(controller.reconciler, "reconcile", lambda body, record=None: outcomes.pop(0))
     controller.on_model_deployment("ADDED", md())
     assert ready(A) is None  # not reconciled yet: no series
     asyncio.run(controller._process(A))

@@ -38,9 +38,6 @@ TF_SERVING = {
 }
 # prometheus_client's process collector (the standard process_* names) and Prometheus's own `up`.
 PROCESS = {"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "up"}
-# Exported by replicas running leader election; ModelDeploymentNotReady only uses it in `unless`, so
-# the rule also holds where it does not exist.
-LEADER = {"modelserve_leader"}
 METRIC = re.compile(r"(:tensorflow:serving:[a-z_:]+[a-z]|\bmodelserve_[a-z_]+|\bprocess_[a-z_]+|\bup\b)")
 RECORDED = re.compile(r"\bmodelserve:[a-z0-9_:]+")
 
@@ -129,7 +126,7 @@ def test_dashboard_is_grafana_json(path: Path) -> None:
 
 
 def test_every_query_and_rule_uses_metrics_that_exist() -> None:
-    known = operator_metric_names() | TF_SERVING | PROCESS | LEADER
+    known = operator_metric_names() | TF_SERVING | PROCESS
     recorded = {r["record"] for r in all_rules() if "record" in r}
     exprs = dashboard_queries() + [(r.get("alert") or r["record"], r["expr"]) for r in all_rules()]
     for where, expr in exprs:
