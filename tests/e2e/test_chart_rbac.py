@@ -153,7 +153,7 @@ def needed(namespace: str | None) -> list[tuple[str, str, str | None]]:
     from modelserve import api, kube
 
     for kind, resource in kube.RESOURCES.items():
-        if kind in ("Pod", api.KIND):
+        if kind in ("Pod", "Event", api.KIND):  # read only; granted above
             continue
         group = "" if resource.api_version == "v1" else resource.api_version.split("/")[0]
         qualified = f"{resource.plural}.{group}" if group else resource.plural
