@@ -79,6 +79,10 @@ class NotFound(KubeError):  # noqa: N818  (reads as the HTTP status it is)
     pass
 
 
+class NamespaceTerminating(KubeError):  # noqa: N818  (reads as the API server's cause)
+    """403: nothing new may be created in a namespace that is being deleted."""
+
+
 class NotLeader(Transient):
     """A write refused before it was sent: this replica does not hold the leader lease (with margin).
 
@@ -98,15 +102,21 @@ TYPED_PATCH_ERROR: Final = "failed to create typed patch object"
 def _error(status_code: int | None, http_reason: str | None, payload: bytes | str | None) -> KubeError:
     message = http_reason or ""
     reason = ""
+    causes: list[Any] = []
     try:
         body = json.loads(payload or "{}")
         message = body.get("message") or message
         reason = body.get("reason") or ""
-    except (TypeError, ValueError):
+        causes = list((body.get("details") or {}).get("causes") or [])
+    except (TypeError, ValueError, AttributeError):
         pass
     status = int(status_code or 0)
     if status == 404:
         return NotFound(status, reason, message)
+    if status == 403 and any(
+        isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
+    ):
+        return NamespaceTerminating(status, reason, message)
     if status in (400, 422) or (status == 500 and TYPED_PATCH_ERROR in message):
         return Invalid(status, reason, message)
     if status in (409, 429) or status >= 500 or status == 0:
@@ -248,18 +258,23 @@ class Kube:
 
     # --- children ----------------------------------------------------------------------------------
 
-    def apply(self, manifest: dict[str, Any], *, field_manager: str = naming.FIELD_MANAGER) -> dict[str, Any]:
+    def apply(
+        self, manifest: dict[str, Any], *, field_manager: str = naming.FIELD_MANAGER, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply, by default under our main field manager; we win conflicts over fields
-        we declare."""
+        we declare. With dry_run the API server validates and admits it without storing anything."""
         res = RESOURCES[manifest["kind"]]
         meta = manifest["metadata"]
+        query = [("fieldManager", field_manager), ("force", "true")] + (
+            [("dryRun", "All")] if dry_run else []
+        )
         return dict(
             self._call(
                 "apply",
                 res.plural,
                 "PATCH",
                 res.path(meta["namespace"], meta["name"]),
-                query=[("fieldManager", field_manager), ("force", "true")],
+                query=query,
                 body=apply_body(manifest),
                 content_type="application/apply-patch+yaml",
             )
@@ -338,7 +353,9 @@ class Kube:
                 "create", "events", "POST", f"/api/v1/namespaces/{involved['namespace']}/events", body=event
             )
         except KubeError as exc:  # events are best effort: never fail a reconcile over one
-            log.warning(
+            # A namespace being deleted takes its Events with it: nothing worth a warning.
+            log.log(
+                logging.DEBUG if isinstance(exc, NamespaceTerminating) else logging.WARNING,
                 "could not post event %s on %s/%s: %s",
                 pending.reason,
                 involved["namespace"],

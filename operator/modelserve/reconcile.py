@@ -20,12 +20,15 @@ from typing import Any, Final
 import pydantic
 
 from modelserve import api, builders, failures, logs, naming, status
-from modelserve.builders import replicas
-from modelserve.kube import Invalid, Kube, KubeError, NotFound, Transient
+from modelserve.builders import passthrough, replicas
+from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, Transient
 from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
 
 log = logging.getLogger(__name__)
+
+NAMESPACE_TERMINATING: Final = "NamespaceTerminating"
+DELETING: Final = "Deleting"
 
 # Annotation on every child: hash of the manifest we last applied. A changed desired manifest
 # (including a removed key, which a subset comparison cannot see) differs in hash.
@@ -155,6 +158,13 @@ class Reconciler:
         if record is None:
             meta = body["metadata"]
             record = self.records.ensure((meta["namespace"], meta["name"]))
+        # Being deleted (a finalizer holds it, or its namespace is going): children re-created now
+        # would only be deleted again, or refused.
+        if body["metadata"].get("deletionTimestamp"):
+            return Outcome("skipped", DELETING)
+        doomed = record.namespace_terminating_uid
+        if doomed is not None and doomed == body["metadata"].get("uid"):
+            return Outcome("skipped", NAMESPACE_TERMINATING)
         try:
             md = api.parse(body)
         except pydantic.ValidationError as exc:
@@ -174,17 +184,27 @@ class Reconciler:
         # otherwise precede each apply.
         fresh = self._current_status(body, record).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
-        for child in builders.desired_children(md, self.settings):
-            if child.kind == "ServiceMonitor" and not monitoring_available:
-                observed[child.role] = None
-                continue
-            try:
-                observed[child.role] = self._converge(md, child, fresh, record)
-            except NotFound:
-                raise  # the namespace went away meanwhile: nothing to report on
-            except KubeError as exc:
-                failure = self._apply_failure(child, exc, record)
-                break
+        children = [
+            child
+            for child in builders.desired_children(md, self.settings)
+            if monitoring_available or child.kind != "ServiceMonitor"
+        ]
+        try:
+            if passthrough.carries_pass_through(md):
+                failure = self._dry_run(md, children, record)
+            for child in children if failure is None else ():
+                try:
+                    observed[child.role] = self._converge(md, child, fresh, record)
+                except (NamespaceTerminating, NotFound):
+                    raise  # the namespace is going away: nothing to report on
+                except KubeError as exc:
+                    failure = self._apply_failure(child, exc, record)
+                    break
+        except NamespaceTerminating as exc:
+            # Everything here is about to be deleted; retrying the refused create is only noise.
+            record.namespace_terminating_uid = md.uid
+            log.info("%s/%s: not reconciled any more: %s", md.namespace, md.name, exc.message)
+            return Outcome("skipped", NAMESPACE_TERMINATING)
         if failure is None:
             record.transient_apply_failures = 0
 
@@ -297,6 +317,25 @@ class Reconciler:
         applied = self.kube.apply(desired)
         self.cache.put(applied)
         return applied
+
+    def _dry_run(
+        self, md: api.ModelDeployment, children: list[builders.Child], record: Record
+    ) -> tuple[str, str] | None:
+        """The first refusal among the children about to change, found without changing any."""
+        for child in children:
+            if child.manifest is None:
+                continue
+            desired = with_hash(child.manifest)
+            live = self.cache.get(child.kind, md.namespace, child.name)
+            if live is not None and is_subset(desired, live):
+                continue
+            try:
+                self.kube.apply(desired, dry_run=True)
+            except (NamespaceTerminating, NotFound):
+                raise
+            except KubeError as exc:
+                return self._apply_failure(child, exc, record)
+        return None
 
     def _hold_replicas(
         self, md: api.ModelDeployment, desired: dict[str, Any], live: dict[str, Any] | None

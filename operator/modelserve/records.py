@@ -43,6 +43,9 @@ class Record:
     absent: set[str] = field(default_factory=set)
     # Consecutive transient refusals (409, 429, 5xx) of a child apply: reported from the third on.
     transient_apply_failures: int = 0
+    # The uid of this ModelDeployment once its namespace was found terminating: it is not
+    # reconciled again (a recreated namespace brings a new object, with another uid).
+    namespace_terminating_uid: str | None = None
 
 
 def absent_key(kind: str, name: str) -> str:

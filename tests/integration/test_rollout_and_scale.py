@@ -221,3 +221,104 @@ def test_suspend_keeps_the_hpa_and_the_controller_stops_scaling(cluster: Cluster
     assert md["status"]["readyReplicas"] == 2
     resumed = get_or_none(cluster, namespace, "hpa", "nap")
     assert resumed is not None and resumed["metadata"]["uid"] == uid
+
+
+def _counter(name: str, **labels: str) -> float:
+    from modelserve import metrics
+
+    return sum(
+        sample.value
+        for family in metrics.REGISTRY.collect()
+        if family.name == name
+        for sample in family.samples
+        if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_namespace_being_deleted_is_left_alone(
+    cluster: Cluster, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The namespace controller deletes the children while a finalizer (Argo CD's, say) holds the
+    ModelDeployment; re-creating them is refused ("forbidden ... because it is being terminated"),
+    and retrying that was a warning every few seconds until the namespace was gone."""
+    hold = "example.com/hold"
+    apply(cluster, namespace, model_deployment("held", {"model": MODEL, "replicas": 1}))
+    apply(cluster, namespace, model_deployment("free", {"model": MODEL, "replicas": 1}))
+    for name in ("held", "free"):
+        wait_condition(cluster, namespace, name, "Ready", "True", timeout=90)
+    cluster.kubectl(
+        "patch",
+        "mdep",
+        "held",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"metadata": {"finalizers": [hold]}}),
+    )
+    errors = _counter("modelserve_reconciles", result="error")
+    applies = _counter("modelserve_api_requests", verb="apply")
+    caplog.clear()
+
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    wait_until(
+        lambda: (
+            get_or_none(cluster, namespace, "deployment", "held") is None
+            and get_or_none(cluster, namespace, "mdep", "free") is None
+        ),
+        timeout=60,
+        what="the namespace controller to delete the children",
+    )
+    # Events on the held ModelDeployment (updates are still allowed) each wake the operator.
+    before = _counter("modelserve_reconciles")
+    for i in range(3):
+        cluster.kubectl("annotate", "mdep", "held", "-n", namespace, f"example.com/poke={i}", "--overwrite")
+    wait_until(lambda: _counter("modelserve_reconciles") >= before + 1, timeout=30, what="a reconcile")
+
+    terminated = [r.getMessage() for r in caplog.records if "being terminated" in r.getMessage()]
+    assert _counter("modelserve_reconciles", result="error") == errors, terminated[:3]
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], terminated[:3]
+    assert _counter("modelserve_api_requests", verb="apply") - applies <= 2
+    assert get_or_none(cluster, namespace, "deployment", "held") is None
+
+    cluster.kubectl(
+        "patch", "mdep", "held", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    wait_until(
+        lambda: cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0,
+        timeout=120,
+        what=f"namespace {namespace} to be gone",
+    )
+
+
+@pytest.mark.usefixtures("operator")
+def test_an_autoscaler_the_api_server_refuses_leaves_no_unmanaged_workload(
+    cluster: Cluster, namespace: str
+) -> None:
+    """autoscaling.metrics is passed through; the HPA's apply refuses an unknown metric type. Then no
+    Deployment may run without its autoscaler: a new ModelDeployment gets none, a running one keeps
+    its last accepted spec (Deployment and HPA untouched)."""
+    bad = {
+        "model": MODEL,
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "metrics": [{"type": "Bogus"}]},
+    }
+    apply(cluster, namespace, model_deployment("fresh", bad))
+    md = wait_condition(cluster, namespace, "fresh", "Ready", "False", reason="InvalidSpec", timeout=60)
+    assert "HorizontalPodAutoscaler fresh was refused" in (condition(md, "Ready") or {})["message"]
+    assert get_or_none(cluster, namespace, "deployment", "fresh") is None
+    assert get_or_none(cluster, namespace, "hpa", "fresh") is None
+    assert not live_pods(cluster, namespace, "fresh")
+
+    good: dict[str, Any] = {"model": MODEL, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}
+    apply(cluster, namespace, model_deployment("running", good))
+    wait_condition(cluster, namespace, "running", "Ready", "True", timeout=90)
+    before = {kind: get_or_none(cluster, namespace, kind, "running") for kind in ("deployment", "hpa")}
+    apply(cluster, namespace, model_deployment("running", {**good, "autoscaling": bad["autoscaling"]}))
+    wait_condition(cluster, namespace, "running", "Ready", "False", reason="InvalidSpec", timeout=60)
+    for kind, old in before.items():
+        now = get_or_none(cluster, namespace, kind, "running")
+        assert old is not None and now is not None
+        assert now["metadata"]["uid"] == old["metadata"]["uid"]
+        assert now["metadata"].get("generation") == old["metadata"].get("generation"), f"the {kind} changed"
+    assert len(live_pods(cluster, namespace, "running")) == 2

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelserve.kube import Invalid, KubeError, NotFound, Transient, _error
+from modelserve.kube import Invalid, KubeError, NamespaceTerminating, NotFound, Transient, _error
 
 pytestmark = pytest.mark.unit
 
@@ -41,3 +41,18 @@ def test_error_kinds(status: int, message: str, kind: type[KubeError]) -> None:
     assert type(error) is kind
     assert error.status == status
     assert error.message == message
+
+
+def test_a_create_in_a_terminating_namespace_is_its_own_error() -> None:
+    payload = json.dumps(
+        {
+            "kind": "Status",
+            "code": 403,
+            "reason": "Forbidden",
+            "message": 'deployments.apps "x" is forbidden: unable to create new content in namespace ml '
+            "because it is being terminated",
+            "details": {"causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]},
+        }
+    ).encode()
+    assert isinstance(_error(403, "Forbidden", payload), NamespaceTerminating)
+    assert type(_error(403, "Forbidden", body("forbidden"))) is KubeError

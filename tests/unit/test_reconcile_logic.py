@@ -16,7 +16,7 @@ import pytest
 
 from modelserve import naming
 from modelserve.builders import CHILD_KINDS
-from modelserve.kube import Invalid, Kube, KubeError, Transient
+from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, Transient
 from modelserve.reconcile import (
     APPLIED_HASH_ANNOTATION,
     ChildCache,
@@ -168,6 +168,7 @@ class FakeKube(Kube):
         self.calls: list[tuple[str, str, str]] = []
         self.events: list[tuple[str, str, str]] = []
         self.refuse: dict[str, str] = {}  # kind -> message of a 422 on apply
+        self.terminating = False  # the namespace is being deleted: every apply is refused
         self.fail_status: KubeError | None = None
         self.monitoring_crd = monitoring_crd
         self._rv = itertools.count(100)
@@ -240,12 +241,20 @@ class FakeKube(Kube):
 
     # --- the Kube interface ---
 
-    def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
+    def apply(
+        self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER, dry_run: bool = False
+    ) -> Obj:
         kind, meta = manifest["kind"], manifest["metadata"]
         seed = field_manager != naming.FIELD_MANAGER
-        self.calls.append(("seed" if seed else "apply", kind, meta["name"]))
+        self.calls.append(("dry-run" if dry_run else "seed" if seed else "apply", kind, meta["name"]))
+        if self.terminating:
+            raise NamespaceTerminating(
+                403, "Forbidden", f"unable to create new content in namespace {meta['namespace']}"
+            )
         if kind in self.refuse:
             raise Invalid(422, "Invalid", self.refuse[kind])
+        if dry_run:
+            return copy.deepcopy(manifest)
         key = (kind, meta["namespace"], meta["name"])
         current = self.objects.get(key)
         if seed and current is None:  # a partial apply cannot create an object
@@ -661,11 +670,13 @@ def test_transient_apply_errors_propagate_for_a_quiet_retry_then_are_reported() 
     class Throttled(FakeKube):
         throttled = True
 
-        def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
+        def apply(
+            self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER, dry_run: bool = False
+        ) -> Obj:
             if self.throttled:
                 self.calls.append(("apply", manifest["kind"], manifest["metadata"]["name"]))
                 raise Transient(429, "TooManyRequests", "slow down")
-            return super().apply(manifest, field_manager=field_manager)
+            return super().apply(manifest, field_manager=field_manager, dry_run=dry_run)
 
     kube = Throttled()
     r = reconciler(kube)
@@ -789,3 +800,47 @@ def test_autoscaled_deployment_is_created_at_min_then_its_count_is_held_before_e
     deployment_calls = [c for c in kube.calls if c[1] == "Deployment" and c[0] in ("seed", "apply")]
     assert deployment_calls == [("seed", "Deployment", "resnet"), ("apply", "Deployment", "resnet")]
     assert kube.live("Deployment")["spec"]["replicas"] == 5
+
+
+def test_a_refused_pass_through_struct_is_found_by_dry_run_before_anything_is_applied() -> None:
+    kube = FakeKube()
+    message = (
+        'HorizontalPodAutoscaler.autoscaling "resnet" is invalid: spec.metrics[0].type: Unsupported value'
+    )
+    kube.refuse["HorizontalPodAutoscaler"] = message
+    spec = {"model": SPEC["model"], "autoscaling": {"maxReplicas": 4, "metrics": [{"type": "Bogus"}]}}
+    outcome = reconciler(kube).reconcile(kube.create_md(spec))
+    assert outcome == Outcome("invalid", Reason.INVALID_SPEC, requeue_after=None)
+    assert applied(kube) == []  # no Deployment runs without its autoscaler
+    assert ("dry-run", "HorizontalPodAutoscaler", "resnet") in kube.calls
+    ready = {c["type"]: c for c in kube.body()["status"]["conditions"]}["Ready"]
+    assert ready["message"] == f"HorizontalPodAutoscaler resnet was refused (422 Invalid): {message}"
+    # Without pass-through structs nothing is dry-run: no extra requests for ordinary specs.
+    plain = FakeKube()
+    reconciler(plain).reconcile(plain.create_md(SPEC))
+    assert not [c for c in plain.calls if c[0] == "dry-run"]
+
+
+def test_a_namespace_being_deleted_stops_the_reconciles_of_its_model_deployments() -> None:
+    kube = FakeKube()
+    cache = ChildCache()
+    r = reconciler(kube, cache)
+    r.reconcile(kube.create_md(SPEC))
+    kube.terminating = True
+    for kind, namespace, name in [k for k in kube.objects if k[0] != "ModelDeployment"]:
+        del kube.objects[(kind, namespace, name)]  # the namespace controller deletes the children
+        cache.forget(kind, namespace, name)
+    kube.calls.clear()
+    assert r.reconcile(kube.body()) == Outcome("skipped", "NamespaceTerminating")
+    assert len([c for c in kube.calls if c[0] == "apply"]) == 1
+    kube.calls.clear()
+    assert r.reconcile(kube.body()) == Outcome("skipped", "NamespaceTerminating")
+    assert kube.calls == []  # no request at all afterwards
+
+
+def test_a_model_deployment_being_deleted_is_not_reconciled() -> None:
+    kube = FakeKube()
+    body = kube.create_md(SPEC)
+    body["metadata"]["deletionTimestamp"] = "2025-01-01T00:01:00Z"
+    assert reconciler(kube).reconcile(body) == Outcome("skipped", "Deleting")
+    assert kube.calls == []
