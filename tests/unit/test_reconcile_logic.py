@@ -700,10 +700,12 @@ def test_transient_apply_errors_propagate_for_a_quiet_retry_then_are_reported() 
 
 def test_a_quota_refusal_is_reported_at_once_and_retried_with_a_backoff() -> None:
     class Quota(FakeKube):
-        def apply(self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER) -> Obj:
+        def apply(
+            self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER, dry_run: bool = False
+        ) -> Obj:
             if manifest["kind"] == "Service":
                 raise KubeError(403, "Forbidden", 'services "resnet" is forbidden: exceeded quota: q')
-            return super().apply(manifest, field_manager=field_manager)
+            return super().apply(manifest, field_manager=field_manager, dry_run=dry_run)
 
     kube = Quota()
     outcome = reconciler(kube).reconcile(kube.create_md(SPEC))
