@@ -87,6 +87,23 @@ def test_gpu_rollout_on_a_full_node_completes(cluster: Cluster, namespace: str, 
         assert env.get("TF_CPP_MIN_LOG_LEVEL") == "2", "a pod of the old template is still running"
 
 
+@pytest.mark.usefixtures("operator")
+def test_a_gpu_rollout_that_cannot_proceed_is_reported_in_seconds(
+    cluster: Cluster, namespace: str, three_gpu_node: str
+) -> None:
+    """Two GPUs per pod on a node of three, two of them held by the old replicas: the replacement
+    pod can never be placed. That is InsufficientGPU at once, not RollingOut until the one-hour
+    progress deadline, while the remaining old replica keeps serving."""
+    spec: dict[str, Any] = {"model": MODEL, "replicas": 2, "gpu": {"count": 1, "product": three_gpu_node}}
+    apply(cluster, namespace, model_deployment("stuck", spec))
+    wait_condition(cluster, namespace, "stuck", "Ready", "True", timeout=90)
+    spec["gpu"] = {**spec["gpu"], "count": 2}
+    apply(cluster, namespace, model_deployment("stuck", spec))
+    md = wait_condition(cluster, namespace, "stuck", "Ready", "False", reason="InsufficientGPU", timeout=60)
+    assert "nvidia.com/gpu" in (condition(md, "Ready") or {})["message"]
+    assert (condition(md, "Available") or {}).get("status") == "True"
+
+
 def _watch(
     kube_api: Any, namespace: str, kind: str, name: str, stop: threading.Event
 ) -> list[dict[str, Any]]:
