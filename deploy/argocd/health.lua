@@ -16,6 +16,8 @@ local hs = {}
 local transient = {
   Creating = true,
   RollingOut = true,
+  ClaimPending = true,
+  CacheFilling = true,
 }
 -- END TRANSIENT_REASONS
 

@@ -77,7 +77,13 @@ class Reason:
 # The Ready=False reasons that mean "wait, this resolves by itself"; every other one is a failure a
 # person acts on (Argo CD: Degraded). The one list: deploy/argocd/health.lua and docs/status.md
 # carry copies that tests/e2e/test_argocd_health.py compares with it.
-TRANSIENT_REASONS: Final = (Reason.CREATING, Reason.ROLLING_OUT)
+TRANSIENT_REASONS: Final = (
+    Reason.CREATING,
+    Reason.ROLLING_OUT,
+    # The shared model cache: a claim waiting for its volume, a first fill in progress.
+    cache_status.CLAIM_PENDING,
+    cache_status.CACHE_FILLING,
+)
 
 
 @dataclass(frozen=True)

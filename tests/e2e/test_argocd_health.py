@@ -266,7 +266,10 @@ def test_transient_reasons_are_one_list_in_status_py_the_lua_and_the_docs() -> N
         f"deploy/argocd/health.lua lists {in_lua}; modelserve.status.TRANSIENT_REASONS is {want}"
     )
     assert in_docs == want, f"docs/status.md lists {in_docs}; modelserve.status.TRANSIENT_REASONS is {want}"
+    from modelserve import cache_status
+
     reasons = {v for k, v in vars(status.Reason).items() if k.isupper()}
+    reasons |= {v for k, v in vars(cache_status).items() if k.isupper() and isinstance(v, str)}
     assert set(want) <= reasons
 
 
