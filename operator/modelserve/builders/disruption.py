@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from modelserve import api, contract, naming
@@ -54,3 +55,20 @@ def budget_replicas(md: api.ModelDeployment) -> int:
     if md.spec.autoscaling is not None:
         return md.spec.autoscaling.min_replicas
     return md.spec.replicas if md.spec.replicas is not None else 1
+
+
+def _scaled(value: int | str, total: int) -> int:
+    """An int-or-percent of `total`, rounded up as the disruption controller does."""
+    if isinstance(value, str):
+        return math.ceil(total * int(value.rstrip("%")) / 100)
+    return value
+
+
+def tolerated_unavailable(md: api.ModelDeployment, desired: int) -> int:
+    """Replicas the budget lets voluntary disruptions take out of `desired` (0 without a budget)."""
+    if budget_replicas(md) < 2 or desired < 2:
+        return 0
+    disruption = md.spec.disruption
+    if disruption.min_available is not None:
+        return max(0, desired - _scaled(disruption.min_available, desired))
+    return min(desired - 1, _scaled(disruption.max_unavailable or 1, desired))
