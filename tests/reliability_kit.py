@@ -70,6 +70,10 @@ class FaultCluster:
     def workdir(self) -> Path:
         return cache_root() / "kwok" / "clusters" / self.name
 
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "logs" / "audit.log"
+
     def component(self, name: str) -> Component:
         return Component(self.workdir, name)
 
@@ -91,8 +95,17 @@ class FaultCluster:
         return restarted
 
 
+# The fault cluster keeps an audit log of every write (the fencing test reads it) and lets a test take
+# a node away from kwok (hack/cluster/cluster.sh: MODELSERVE_CLUSTER_KWOK_ANNOTATED_NODES).
+AUDIT_POLICY = Path(__file__).resolve().parent / "audit-policy.yaml"
+FAULT_CLUSTER_ENV = {
+    "MODELSERVE_CLUSTER_AUDIT_POLICY": str(AUDIT_POLICY),
+    "MODELSERVE_CLUSTER_KWOK_ANNOTATED_NODES": "1",
+}
+
+
 def _cluster_script(name: str, *args: str, timeout: float = 5400) -> str:
-    env = dict(os.environ, MODELSERVE_CLUSTER_NAME=name)
+    env = dict(os.environ, MODELSERVE_CLUSTER_NAME=name, **FAULT_CLUSTER_ENV)
     proc = subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), *args],
         env=env,
@@ -301,7 +314,10 @@ class OperatorProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.health_port = free_port()
         self.metrics_port = free_port()
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, **self.env)
+        # A stable identity, as a pod's name survives a container restart: a restarted operator
+        # takes its own Lease back at once instead of waiting out a lease duration.
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, MODELSERVE_IDENTITY=f"op-{self.namespace}")
+        env.update(self.env)
         args = [
             sys.executable, "-m", "modelserve", "run", "-n", self.namespace,
             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
@@ -347,6 +363,31 @@ class OperatorProcess:
             return exc.code, exc.read().decode()
         except OSError as exc:
             return 0, repr(exc)
+
+    def role(self) -> str | None:
+        """leader or standby, from /healthz; None while it does not answer."""
+        code, body = self.healthz()
+        if code == 0:
+            return None
+        try:
+            return str(json.loads(body).get("role"))
+        except ValueError:
+            return None
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when absent)."""
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        prefix = f"{name}{{{want}}} " if labels else f"{name} "
+        for line in self.metrics().splitlines():
+            if line.startswith(prefix):
+                return float(line.split()[-1])
+            if labels and line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.split()[-1])
+        return 0.0
 
     def wait_serving(self, timeout: float = 60) -> None:
         """Until /healthz answers (the startup handler ran: discovery done, workers started)."""

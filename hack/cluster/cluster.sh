@@ -41,6 +41,20 @@ extra_options() {
   fi
 }
 
+# Fault-injection clusters (tests/reliability_kit.py): kwok manages only nodes annotated
+# kwok.x-k8s.io/node=fake (every node we create is), so a test can take one node away from it and
+# report it NotReady, as a dead kubelet would, without kwok putting it right again.
+kwok_patches() {
+  if [ "${MODELSERVE_CLUSTER_KWOK_ANNOTATED_NODES:-}" = 1 ]; then
+    cat <<'YAML'
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false"}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+YAML
+  fi
+}
+
 write_config() {
   cat >"$(cache_root)/kwokctl-$name.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -69,6 +83,7 @@ componentsPatches:
   extraArgs:
   # The default /24 holds 256 Services; benchmarks create thousands.
   - {key: service-cluster-ip-range, value: 10.96.0.0/16}
+$(kwok_patches)
 YAML
   echo "$(cache_root)/kwokctl-$name.yaml"
 }

@@ -85,7 +85,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     for group, version, plural in CHILD_RESOURCES:
         settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     me = leader.identity(ours)
-    kube = Kube(load_api_client(pool_size=ours.workers * 2, identity=me), on_request=metrics.count_request)
+    kube = Kube(
+        load_api_client(pool_size=ours.workers * 2, identity=me),
+        on_request=metrics.count_request,
+        on_refused=metrics.count_refused,
+    )
     controller = Controller(kube, ours, identity=me)
     await controller.discover()
     controller.start()

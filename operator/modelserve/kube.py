@@ -174,12 +174,14 @@ class Kube:
         api_client: client.ApiClient,
         on_request: Callable[[str, str, str], None] | None = None,
         may_write: Callable[[], bool] | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self._api = api_client
         self._on_request = on_request
         # The fence: asked right before every write is sent (the lease's own requests excepted).
         # None means always (a single operator without leader election, the tests' fakes).
         self.may_write = may_write
+        self._on_refused = on_refused
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str]] = Counter()
 
@@ -250,6 +252,8 @@ class Kube:
         )
         if fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write():
             # Checked after serialising, as late as possible before the bytes leave.
+            if self._on_refused:
+                self._on_refused(verb, resource)
             raise NotLeader(f"{verb} {resource} refused: this replica does not hold the leader lease")
         response = self._api.call_api(
             method, url, header_params=headers, body=payload, _request_timeout=timeout

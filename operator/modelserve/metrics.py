@@ -98,6 +98,18 @@ LEADER_TRANSITIONS: Final = Counter(
     registry=REGISTRY,
 )
 
+WRITES_REFUSED: Final = Counter(
+    "modelserve_writes_refused_total",
+    "Writes the leader-election fence refused before sending them: this replica did not hold the "
+    "Lease with margin (a standby, or a leader that could not renew in time).",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
+
+
+def count_refused(verb: str, resource: str) -> None:
+    WRITES_REFUSED.labels(verb=verb, resource=resource).inc()
+
 
 def track_store(store: str, size: Callable[[], int]) -> None:
     """Exports `size()` as modelserve_tracked_objects{store=...}, read at scrape time."""
