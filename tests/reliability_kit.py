@@ -385,7 +385,8 @@ class OperatorProcess:
         for line in self.metrics().splitlines():
             if line.startswith(prefix):
                 return float(line.split()[-1])
-            if labels and line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            labelled = labels and line.startswith(name + "{")
+            if labelled and all(f'{k}="{v}"' in line for k, v in labels.items()):
                 return float(line.split()[-1])
         return 0.0
 

@@ -108,7 +108,7 @@ def failover_rounds(
         killed_at = time.monotonic()
         generation = bump(fc, namespace, names, f"r{round_}")
         wait_until(
-            lambda: generation_reconciled(fc, namespace, names[0], generation),
+            lambda g=generation: generation_reconciled(fc, namespace, names[0], g),
             timeout=LEASE_DURATION + 30,
             what=f"round {round_}: the standby reconciling generation {generation}",
             describe=standby.log_tail,
