@@ -13,8 +13,11 @@ from modelserve.status import Observed, Reason, compute_status
 pytestmark = pytest.mark.unit
 
 
-def observed(ready: int, replicas: int = 3) -> Observed:
-    dep = deployment(replicas=replicas, ready=ready, updated=replicas, generation=4, observed_generation=4)
+def observed(ready: int, replicas: int = 3, updated: int | None = None, total: int | None = None) -> Observed:
+    updated = replicas if updated is None else updated
+    dep = deployment(
+        replicas=replicas, ready=ready, updated=updated, total=total, generation=4, observed_generation=4
+    )
     return Observed(service=service(), deployment=dep)
 
 
@@ -34,6 +37,12 @@ def test_a_pod_being_replaced_within_the_budget_keeps_ready() -> None:
     message = next(c["message"] for c in during["conditions"] if c["type"] == "DeploymentReady")
     assert message == "2/3 replicas ready (1 being replaced, within the disruption budget)"
     assert during["readyReplicas"] == 2  # the counts still say what is true
+    # An evicted pod not yet replaced: the Deployment counts 2 updated of 3, and no old pod.
+    replacing = compute_status(make(**spec), observed(ready=2, updated=2), before, T0)
+    assert summary(replacing)["Ready"] == ("True", Reason.READY)
+    # A restart of the Deployment at the same generation (kubectl rollout restart) within the budget.
+    restarting = compute_status(make(**spec), observed(ready=2, updated=2, total=3), before, T0)
+    assert summary(restarting)["Ready"] == ("True", Reason.READY)
     # Beyond the budget (two of three gone) it is not Ready.
     worse = compute_status(make(**spec), observed(ready=1), during, T0)
     assert summary(worse)["Ready"] == ("False", Reason.ROLLING_OUT)
@@ -77,3 +86,37 @@ def test_one_replica_has_no_budget_to_spend() -> None:
 )
 def test_tolerated_unavailable_follows_the_budget(spec: dict[str, Any], desired: int, tolerated: int) -> None:
     assert tolerated_unavailable(make(**spec), desired) == tolerated
+
+
+def test_ready_pods_ahead_of_the_deployment_status_count() -> None:
+    # Two drains in a row: the Deployment still says 1/3 ready, but its replacement pod already is.
+    spec = {"replicas": 3}
+    before = settle(spec)
+    pods = tuple(
+        {"metadata": {"name": f"p{i}"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        for i in range(2)
+    ) + (
+        {
+            "metadata": {"name": "gone", "deletionTimestamp": T0},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        },
+    )
+    obs = Observed(service=service(), deployment=observed(ready=1).deployment, pods=pods)
+    during = compute_status(make(**spec), obs, before, T0)
+    assert summary(during)["Ready"] == ("True", Reason.READY)
+    message = next(c["message"] for c in during["conditions"] if c["type"] == "DeploymentReady")
+    assert message == "2/3 replicas ready (1 being replaced, within the disruption budget)"
+
+
+def test_every_pod_ready_before_the_deployment_counts_them_is_ready() -> None:
+    spec = {"replicas": 3}
+    before = settle(spec)
+    pods = tuple(
+        {"metadata": {"name": f"p{i}"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        for i in range(3)
+    )
+    obs = Observed(service=service(), deployment=observed(ready=2).deployment, pods=pods)
+    status = compute_status(make(**spec), obs, before, T0)
+    assert summary(status)["Ready"] == ("True", Reason.READY)
+    message = next(c["message"] for c in status["conditions"] if c["type"] == "DeploymentReady")
+    assert message == "3/3 replicas ready"
