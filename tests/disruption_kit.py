@@ -28,7 +28,12 @@ def pool_scheduling(namespace: str, *, not_ready_toleration: int | None = None) 
     ]
     if not_ready_toleration is not None:
         tolerations += [
-            {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": not_ready_toleration}
+            {
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": not_ready_toleration,
+            }
             for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
         ]
     return {"nodeSelector": {POOL_KEY: namespace}, "tolerations": tolerations}

@@ -9,7 +9,6 @@ import sys
 import time
 
 from disruption_kit import Sampler, node_pool, nodes_of, pool_scheduling
-
 from kit import Cluster, get_or_none, model_deployment, wait_condition, wait_until
 
 
@@ -23,7 +22,9 @@ def test_a_drain_never_takes_more_than_the_budget_and_ready_stays_true(
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
             "scheduling": pool_scheduling(namespace),
         }
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(model_deployment("spread", spec)))
+        cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=json.dumps(model_deployment("spread", spec))
+        )
         wait_condition(cluster, namespace, "spread", "Ready", "True", timeout=120)
         # The default soft spread put one replica on each node of the pool.
         placed = wait_until(

@@ -92,14 +92,10 @@ def test_ready_pods_ahead_of_the_deployment_status_count() -> None:
     # Two drains in a row: the Deployment still says 1/3 ready, but its replacement pod already is.
     spec = {"replicas": 3}
     before = settle(spec)
-    pods = tuple(
-        {"metadata": {"name": f"p{i}"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-        for i in range(2)
-    ) + (
-        {
-            "metadata": {"name": "gone", "deletionTimestamp": T0},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-        },
+    ready = {"conditions": [{"type": "Ready", "status": "True"}]}
+    pods = (
+        *({"metadata": {"name": f"p{i}"}, "status": ready} for i in range(2)),
+        {"metadata": {"name": "gone", "deletionTimestamp": T0}, "status": ready},  # evicted: not counted
     )
     obs = Observed(service=service(), deployment=observed(ready=1).deployment, pods=pods)
     during = compute_status(make(**spec), obs, before, T0)
