@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from modelserve import api, cache_status, contract, failures, naming
+from modelserve.builders.disruption import tolerated_unavailable
 from modelserve.builders.gpu import gpu_resource_name, gpu_summary
 from modelserve.builders.replicas import desired_replicas
 from modelserve.builders.tfserving_config import served_versions_summary
@@ -229,7 +230,20 @@ def _pod_trouble(
     return None
 
 
-def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
+def _ready_pods(pods: tuple[dict[str, Any], ...]) -> int:
+    return sum(
+        1
+        for pod in pods
+        if not (pod.get("metadata") or {}).get("deletionTimestamp")
+        and any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
+    )
+
+
+def _deployment_condition(md: api.ModelDeployment, obs: Observed, settled: bool = False) -> _Cond:
+    """`settled`: the Deployment was rolled out at this generation already (the last status said so)."""
     dep = obs.deployment
     if dep is None:
         return _Cond(DEPLOYMENT_READY, False, Reason.CREATING, "the Deployment does not exist yet")
@@ -249,6 +263,22 @@ def _deployment_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
         if desired == 0:
             return _Cond(DEPLOYMENT_READY, True, Reason.SUSPENDED, "scaled to zero")
         return _Cond(DEPLOYMENT_READY, True, Reason.ROLLED_OUT, f"{ready}/{desired} replicas ready")
+    # The pods (read when the Deployment is short of ready replicas) may be ahead of its status: a
+    # replacement can be Ready before the Deployment controller counts it.
+    missing = desired - max(ready, _ready_pods(obs.pods))
+    # Only at a generation that was rolled out before (settled): a spec change or a scale-up is
+    # never excused. (The Deployment's counts move in several steps while a pod is replaced, with
+    # old and new pods counted apart for a moment, so they cannot tell a replacement from a roll.)
+    if settled and observed_current and missing <= tolerated_unavailable(md, desired):
+        # A drain or a lost node took pods that are being replaced, no more than the disruption
+        # budget allows: still serving, as the Deployment's own Available condition would say.
+        return _Cond(
+            DEPLOYMENT_READY,
+            True,
+            Reason.ROLLED_OUT,
+            f"{desired - max(missing, 0)}/{desired} replicas ready"
+            + (f" ({missing} being replaced, within the disruption budget)" if missing > 0 else ""),
+        )
     for cond in status.get("conditions") or []:
         # The ReplicaSet cannot create pods at all: admission refused them (a PriorityClass that does
         # not exist, a quota, Pod Security); without this the rollout looked merely slow forever.
@@ -315,7 +345,7 @@ def _monitoring_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
     )
 
 
-def _conditions(md: api.ModelDeployment, obs: Observed) -> list[_Cond]:
+def _conditions(md: api.ModelDeployment, obs: Observed, settled: bool = False) -> list[_Cond]:
     suspended = _Cond(
         SUSPENDED,
         md.spec.suspend,
@@ -337,7 +367,7 @@ def _conditions(md: api.ModelDeployment, obs: Observed) -> list[_Cond]:
         ]
         return [_Cond(READY, False, reason, message), *unknown, suspended]
 
-    deployment = _deployment_condition(md, obs)
+    deployment = _deployment_condition(md, obs, settled)
     service = _service_condition(obs)
     autoscaler = _autoscaler_condition(md, obs)
     monitoring = _monitoring_condition(md, obs)
@@ -433,7 +463,10 @@ def compute_status(
         "modelName": md.model_name,
         "modelVersions": served_versions_summary(md),
         "conditions": merge_conditions(
-            _conditions(md, obs), list(previous.get("conditions") or []), md.generation, now
+            _conditions(md, obs, _settled(md, previous)),
+            list(previous.get("conditions") or []),
+            md.generation,
+            now,
         ),
     }
     gpu = gpu_summary(md)
@@ -451,6 +484,16 @@ def compute_status(
             if previous.get(key) is not None:
                 status[key] = None
     return status
+
+
+def _settled(md: api.ModelDeployment, previous: dict[str, Any]) -> bool:
+    """Whether the last status had the Deployment rolled out at this very generation."""
+    return any(
+        c.get("type") == DEPLOYMENT_READY
+        and c.get("status") == "True"
+        and c.get("observedGeneration") == md.generation
+        for c in previous.get("conditions") or []
+    )
 
 
 def ready_condition(status: dict[str, Any] | None) -> dict[str, Any] | None:
