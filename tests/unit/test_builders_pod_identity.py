@@ -116,3 +116,27 @@ def test_an_integer_size_is_a_quantity() -> None:
 def test_the_models_refuse_what_the_crd_refuses(spec: dict[str, Any]) -> None:
     with pytest.raises(pydantic.ValidationError):
         make(**spec)
+
+
+def test_the_model_sync_pod_of_a_cache_has_the_identity_too() -> None:
+    from modelserve.builders.model_cache import build_model_sync_deployment
+
+    md = make(
+        model={"storageUri": "s3://models/resnet", "cache": {"size": "50Gi"}},
+        serviceAccountName="resnet-reader",
+        imagePullSecrets=[{"name": "regcred"}],
+        podMetadata={"labels": {"team": "search"}, "annotations": {"example.com/owner": "search"}},
+    )
+    manifest = build_model_sync_deployment(md, SETTINGS)
+    assert manifest is not None
+    tpl = manifest["spec"]["template"]
+    assert tpl["spec"]["serviceAccountName"] == "resnet-reader"
+    assert tpl["spec"]["automountServiceAccountToken"] is False
+    assert tpl["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert tpl["metadata"]["labels"]["team"] == "search"
+    assert set(manifest["spec"]["selector"]["matchLabels"].items()) <= set(tpl["metadata"]["labels"].items())
+    # Its one container is the sync, which needs the cloud token: nothing is skipped.
+    assert tpl["metadata"]["annotations"] == {"example.com/owner": "search"}
+    # The serving pods of a cache mount the claim: no emptyDir to size, no token skip needed but kept.
+    serving = build_deployment(md, SETTINGS)["spec"]["template"]
+    assert serving["spec"]["serviceAccountName"] == "resnet-reader"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders import model_source
+from modelserve.builders import model_source, pod_identity
 from modelserve.builders.containers import pod_security_context
 from modelserve.settings import Settings
 
@@ -69,6 +69,8 @@ def build_model_sync_deployment(md: api.ModelDeployment, settings: Settings) -> 
             "selector": {"matchLabels": naming.model_sync_selector_labels(md)},
             "strategy": {"type": "Recreate"},
             "revisionHistoryLimit": 2,
-            "template": {"metadata": {"labels": naming.model_sync_labels(md)}, "spec": pod},
+            "template": pod_identity.apply_to_sync(
+                md, {"metadata": {"labels": naming.model_sync_labels(md)}, "spec": pod}
+            ),
         },
     }

@@ -75,6 +75,20 @@ def with_storage_request(md: api.ModelDeployment, container: dict[str, Any]) -> 
     return {**container, "resources": resources}
 
 
+def apply_to_sync(md: api.ModelDeployment, template: dict[str, Any]) -> dict[str, Any]:
+    """The `<name>-model-sync` pod of a cache: the same ServiceAccount (it is the pod that reads the
+    store, so the one that needs the cloud identity and its token), pull secrets and the user's pod
+    labels and annotations; no skip annotations (its only container is the sync)."""
+    out = copy.deepcopy(template)
+    meta = out.setdefault("metadata", {})
+    meta["labels"] = pod_labels(md, meta.get("labels") or {})
+    user = md.spec.pod_metadata.annotations if md.spec.pod_metadata else None
+    if user or meta.get("annotations"):
+        meta["annotations"] = {**(user or {}), **(meta.get("annotations") or {})}
+    out["spec"].update(identity(md))
+    return out
+
+
 def apply(md: api.ModelDeployment, template: dict[str, Any]) -> dict[str, Any]:
     """The pod template with this module's fields; the input is not modified."""
     out = copy.deepcopy(template)
