@@ -20,7 +20,11 @@ from pythonjsonlogger.json import JsonFormatter
 _NAMESPACE: Final = "k8s_namespace"
 _NAME: Final = "k8s_name"
 _RENAMES: Final = {
-    "levelname": "level", "name": "logger", "exc_info": "exception", _NAMESPACE: "namespace", _NAME: "name"
+    "levelname": "level",
+    "name": "logger",
+    "exc_info": "exception",
+    _NAMESPACE: "namespace",
+    _NAME: "name",
 }
 # kopf's per-object logger extras, and its settings object: never output as such.
 _DROPPED: Final = ("k8s_ref", "k8s_skip", "settings")

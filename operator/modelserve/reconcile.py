@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import pydantic
 
-from modelserve import api, builders, failures, logs, naming, status
+from modelserve import api, builders, cache_status, failures, logs, naming, status
 from modelserve.builders import passthrough, replicas
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, Transient
 from modelserve.records import Key, Record, Records, absent_key
@@ -374,6 +374,7 @@ class Reconciler:
             raise
         record.written = (_rv(response), dict(response.get("status") or {}))
         self._post_ready_transition(body, old_status, new_status)
+        self._post_cache_transitions(body, old_status, new_status)
 
     def _post_ready_transition(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
         before = status.ready_condition(old) or {}
@@ -388,6 +389,24 @@ class Reconciler:
         )
         message = str(after.get("message") or after.get("reason") or "")
         self.record_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)
+
+    def _post_cache_transitions(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A Warning when the model sync loses the store or the cache fails, Normal when it recovers:
+        the replicas may well keep serving (Ready stays True), so Ready's Event would say nothing."""
+        for type_, bad in ((cache_status.MODEL_SYNC_DEGRADED, "True"), (cache_status.CACHE_READY, "False")):
+            before = _condition(old, type_)
+            after = _condition(new, type_)
+            if after is None or (before or {}).get("reason") == after.get("reason"):
+                continue
+            failing = after.get("status") == bad and after.get("reason") != cache_status.CACHE_FILLING
+            if not failing and (before is None or before.get("status") != bad):
+                continue  # neither news of trouble nor of a recovery from it
+            message = f"{type_}: {after.get('message') or after.get('reason')}"
+            self.record_event(body, "Warning" if failing else "Normal", str(after.get("reason")), message)
+
+
+def _condition(st: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in st.get("conditions") or [] if c.get("type") == type_), None)
 
 
 def _controlled_by(obj: dict[str, Any], uid: str) -> bool:

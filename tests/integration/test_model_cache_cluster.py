@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kit import Cluster, get_or_none, wait_condition, wait_until
+from kit import Cluster, get_or_none, wait_condition, wait_event, wait_until
 from modelserve import contract, naming
 
 pytestmark = pytest.mark.integration
@@ -96,6 +96,8 @@ def test_cached_model_claim_sync_deployment_and_read_only_replicas(cluster: Clus
     wait_condition(cluster, namespace, "big", "CacheReady", "False", reason="ClaimPending", timeout=60)
     ready = cond(cluster, namespace, "big", "Ready")
     assert ready is not None and ready["status"] == "False"
+    event = wait_event(cluster, namespace, "big", "ClaimPending", type_="Warning")
+    assert "big-model-cache" in event["message"]
 
     static_volume(cluster, f"cache-{namespace}", storage_class)
     try:
@@ -105,6 +107,7 @@ def test_cached_model_claim_sync_deployment_and_read_only_replicas(cluster: Clus
         assert md["status"]["cache"]["phase"] == "Bound"
         assert md["status"]["cache"]["capacity"] == "2Gi"
         wait_condition(cluster, namespace, "big", "Ready", "True", timeout=120)
+        wait_event(cluster, namespace, "big", "CacheReady", type_="Normal")
         degraded = cond(cluster, namespace, "big", "ModelSyncDegraded")
         assert degraded is not None and degraded["status"] == "False"
 

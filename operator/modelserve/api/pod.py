@@ -19,7 +19,9 @@ RESERVED_LABELS = (
 RESERVED_PREFIX = "modelserve.dev/"
 _KEY_RULE = "self.all(k, k.matches(" + cel_string(QUALIFIED_NAME) + "))"
 _RESERVED_LABEL_RULE = (
-    "self.all(k, !k.startsWith('" + RESERVED_PREFIX + "') && !(k in ["
+    "self.all(k, !k.startsWith('"
+    + RESERVED_PREFIX
+    + "') && !(k in ["
     + ", ".join(f"'{label}'" for label in RESERVED_LABELS)
     + "]))"
 )
