@@ -39,6 +39,19 @@ kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/d
 kubectl label namespace "$ns" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
 kubectl -n "$ns" create secret generic model-store-credentials --from-literal=AWS_ACCESS_KEY_ID=demo \
   --from-literal=AWS_SECRET_ACCESS_KEY=demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# examples/cached.yaml asks for a cache claim of class modelserve-demo-static: no provisioner runs
+# here, so a statically provisioned volume is made for it; the PV controller binds the claim to it.
+kubectl apply -f - >/dev/null <<'PV'
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: modelserve-demo-cache, labels: {app.kubernetes.io/part-of: modelserve-demo}}
+spec:
+  capacity: {storage: 2Gi}
+  accessModes: [ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: modelserve-demo-static
+  hostPath: {path: /tmp/modelserve-demo-cache, type: DirectoryOrCreate}
+PV
 kubectl -n "$ns" apply -f "$repo/examples/"
 
 # Ready at the current generation: a Ready condition left from an older spec does not count.
@@ -78,3 +91,4 @@ echo
 echo "The operator keeps running in the background: 'make demo-stop' stops it."
 echo "Try: export KUBECONFIG=$KUBECONFIG PATH=$(dirname "$(command -v kubectl)"):\$PATH"
 echo "     kubectl -n $ns describe mdep ranker;  kubectl explain mdep.spec.gpu"
+echo "     kubectl -n $ns get mdep llm -o wide;  kubectl -n $ns get pvc,deploy llm-model-cache llm-model-sync"

@@ -66,6 +66,12 @@ class Reason:
     # A child the API server refused (failures.apply_reason), and objects the pods refer to that do
     # not exist (failures.missing_reference).
     APPLY_FAILED = failures.APPLY_FAILED
+    # The shared model cache (cache_status.py).
+    CACHE_READY = cache_status.CACHE_READY_REASON
+    CLAIM_PENDING = cache_status.CLAIM_PENDING
+    CACHE_FILLING = cache_status.CACHE_FILLING
+    CACHE_FETCH_FAILED = cache_status.CACHE_FETCH_FAILED
+    STORE_UNREACHABLE = cache_status.STORE_UNREACHABLE
     APPLY_FORBIDDEN = failures.APPLY_FORBIDDEN
     APPLY_CONFLICT = failures.APPLY_CONFLICT
     QUOTA_EXCEEDED = failures.QUOTA_EXCEEDED

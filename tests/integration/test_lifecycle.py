@@ -52,7 +52,6 @@ def test_restart_with_existing_model_deployments_modifies_no_child(
 ) -> None:
     from kopf.testing import KopfRunner
 
-
     args = ["run", "--standalone", "--namespace", namespace, "-m", "modelserve.handlers"]
     names = ["alpha", "beta"]
     with KopfRunner(args, timeout=60):
@@ -135,6 +134,19 @@ def test_example_becomes_ready(cluster: Cluster, namespace: str, path: Path) -> 
         "--from-literal=AWS_SECRET_ACCESS_KEY=test",
     )
     manifest = yaml.safe_load(path.read_text())
+    cache = manifest["spec"]["model"].get("cache")
+    if cache and cache.get("storageClassName"):
+        # No provisioner on the local cluster: a static volume of the example's class, per namespace.
+        claim = {"namespace": namespace, "name": f"{manifest['metadata']['name']}-model-cache"}
+        volume = {
+            "capacity": {"storage": "2Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": cache["storageClassName"],
+            "claimRef": claim,
+            "hostPath": {"path": f"/tmp/modelserve-example-{namespace}", "type": "DirectoryOrCreate"},
+        }
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"example-{namespace}"}}
+        cluster.kubectl("apply", "-f", "-", input=json.dumps({**pv, "spec": volume}))
     cluster.kubectl("apply", "-n", namespace, "-f", str(path))
     name = manifest["metadata"]["name"]
     wait_condition(cluster, namespace, name, "Ready", "True", timeout=120)
