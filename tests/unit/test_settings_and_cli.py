@@ -195,6 +195,7 @@ def test_render_examples(capsys: pytest.CaptureFixture[str], example: str, kinds
 def test_every_example_is_covered() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == [
         "autoscaling.yaml",
+        "cached.yaml",
         "cpu.yaml",
         "gpu.yaml",
         "monitoring.yaml",
