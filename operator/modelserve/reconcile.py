@@ -398,7 +398,7 @@ class Reconciler:
             after = _condition(new, type_)
             if after is None or (before or {}).get("reason") == after.get("reason"):
                 continue
-            failing = after.get("status") == bad and after.get("reason") != cache_status.CACHE_FILLING
+            failing = after.get("status") == bad and after.get("reason") not in status.TRANSIENT_REASONS
             if not failing and (before is None or before.get("status") != bad):
                 continue  # neither news of trouble nor of a recovery from it
             message = f"{type_}: {after.get('message') or after.get('reason')}"
