@@ -189,8 +189,26 @@ fetch_gateway_api_crds() {
   mv "$out.tmp" "$out"
 }
 
+# actionlint, the GitHub Actions workflow linter (with shellcheck-free defaults: no shellcheck binary).
+build_actionlint() {
+  local out src
+  out=$(family_dir actionlint "$ACTIONLINT_VERSION")
+  if family_ready actionlint "$ACTIONLINT_VERSION"; then return 0; fi
+  src="$(cache_root)/src/actionlint-$ACTIONLINT_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/actionlint
+
+go 1.26.0
+
+require github.com/rhysd/actionlint $ACTIONLINT_VERSION"
+  log "building actionlint $ACTIONLINT_VERSION"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+    -o "$out.tmp/" github.com/rhysd/actionlint/cmd/actionlint)
+  publish_family "$out"
+}
+
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm prometheus crds)
+[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm prometheus actionlint crds)
 mkdir -p "$(cache_root)/bin"
 for f in "${families[@]}"; do
   start=$SECONDS
@@ -200,7 +218,7 @@ for f in "${families[@]}"; do
   flock 9
   case $f in
     kube) build_kube ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;;
-    prometheus) build_prometheus ;;
+    prometheus) build_prometheus ;; actionlint) build_actionlint ;;
     crds) fetch_servicemonitor_crd && fetch_gateway_api_crds ;;
     *) log "unknown family $f"; exit 2 ;;
   esac

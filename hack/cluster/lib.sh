@@ -21,7 +21,7 @@ link_bin_dir() {
   cur=$(bin_dir)
   mkdir -p "$cur"
   for f in "kube $KUBE_VERSION" "etcd $ETCD_VERSION" "kwok $KWOK_VERSION" "helm $HELM_VERSION" \
-    "prometheus $PROMETHEUS_VERSION"; do
+    "prometheus $PROMETHEUS_VERSION" "actionlint $ACTIONLINT_VERSION"; do
     # shellcheck disable=SC2086
     set -- $f
     family_ready "$1" "$2" || continue
