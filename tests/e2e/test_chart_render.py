@@ -47,6 +47,11 @@ def test_crd_chart_renders_exactly_the_generated_crds(cluster: Cluster) -> None:
     assert unkept == generated
 
 
+def test_crd_chart_lints_strict(cluster: Cluster) -> None:
+    proc = helm(cluster, "lint", "--strict", str(REPO / "charts" / "modelserve-operator-crds"))
+    assert "0 chart(s) failed" in proc.stdout
+
+
 def test_dist_install_yaml_is_current(cluster: Cluster) -> None:
     rendered = subprocess.run(
         ["bash", str(REPO / "dist" / "render.sh")], capture_output=True, text=True, check=True, timeout=300
