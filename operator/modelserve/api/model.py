@@ -146,8 +146,8 @@ class ModelSource(_Model):
     """TF Serving model name, used in request paths (/v1/models/<name>). Defaults to metadata.name."""
     storage_uri: Annotated[str, Field(max_length=2048, pattern=STORAGE_URI)]
     """Where the model's numbered version folders (1/, 2/, ...) live: gs://bucket/path, s3://bucket/path,
-    an http(s):// URL of a .tar.gz or .zip archive, or pvc://<claim>/<path> inside a PersistentVolumeClaim
-    of the same namespace."""
+    an http(s):// URL of a .tar.gz, .tgz, .tar or .zip archive (a query string may follow), or
+    pvc://<claim>/<path> inside a PersistentVolumeClaim of the same namespace."""
     credentials_secret: Annotated[str | None, Field(max_length=253, pattern=DNS_SUBDOMAIN)] = None
     """Name of a Secret in the same namespace holding storage credentials; mounted only into the model
     sync container (the sidecar, or the sync Deployment with a cache). See serving-image/README.md
