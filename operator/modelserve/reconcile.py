@@ -123,7 +123,7 @@ def _rv(obj: dict[str, Any]) -> int:
 class Outcome:
     """What the queue should do next with this key."""
 
-    result: str  # ready | progressing | invalid | error
+    result: str  # ready | progressing | invalid | error | skipped (being deleted)
     reason: str
     requeue_after: float | None = None
 
