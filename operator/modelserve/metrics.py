@@ -27,7 +27,7 @@ PlatformCollector(registry=REGISTRY)
 
 RECONCILES: Final = Counter(
     "modelserve_reconciles_total",
-    "Reconciles of ModelDeployments by result (ready, progressing, invalid, error, skipped) and condition reason.",
+    "Reconciles of ModelDeployments by result (ready, progressing, invalid, error, skipped) and reason.",
     ["result", "reason"],
     registry=REGISTRY,
 )
