@@ -261,11 +261,16 @@ class Reconciler:
     def _apply_failure(self, child: builders.Child, exc: KubeError, record: Record) -> tuple[str, str]:
         """The reason and message for a refused child; transient refusals are raised (retried
         quietly by the controller) until they happened QUIET_RETRIES times in a row."""
-        if failures.transient(exc.status):
+        # kube.Invalid also covers server-side apply's 500 "failed to create typed patch object" (a
+        # pass-through struct with a field its schema lacks): the spec is at fault, not the server.
+        invalid = isinstance(exc, Invalid)
+        if failures.transient(exc.status) and not invalid:
             record.transient_apply_failures += 1
             if record.transient_apply_failures < failures.QUIET_RETRIES:
                 raise exc
         reason = failures.apply_reason(exc.status, exc.message)
+        if invalid and reason == failures.APPLY_FAILED:
+            reason = failures.INVALID_SPEC
         code = f"{exc.status} {exc.reason}".strip() if exc.status else "no answer"
         return reason, f"{child.kind} {child.name} was refused ({code}): {exc.message}"
 

@@ -846,3 +846,21 @@ def test_a_model_deployment_being_deleted_is_not_reconciled() -> None:
     body["metadata"]["deletionTimestamp"] = "2025-01-01T00:01:00Z"
     assert reconciler(kube).reconcile(body) == Outcome("skipped", "Deleting")
     assert kube.calls == []
+
+
+def test_a_typed_patch_error_is_an_invalid_spec_at_once() -> None:
+    # Server-side apply answers an unknown field inside a pass-through struct with a 500.
+    class Typed(FakeKube):
+        def apply(
+            self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER, dry_run: bool = False
+        ) -> Obj:
+            if manifest["kind"] == "Deployment":
+                message = "failed to create typed patch object: .spec.template.spec.affinity.x: not declared"
+                raise Invalid(500, "InternalError", message)
+            return super().apply(manifest, field_manager=field_manager, dry_run=dry_run)
+
+    kube = Typed()
+    spec = {**SPEC, "scheduling": {"affinity": {"x": True}}}
+    outcome = reconciler(kube).reconcile(kube.create_md(spec))
+    assert (outcome.result, outcome.reason) == ("invalid", Reason.INVALID_SPEC)
+    assert applied(kube) == []  # found by the dry run: nothing of the spec was applied
