@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # helm is built with the local cluster's binaries (hack/cluster/build.sh, cached).
-bin=$("$root/hack/cluster/build.sh" | tail -n 1)
+bin=$("$root/hack/cluster/build.sh" helm | tail -n 1)
 export PATH="$bin:$PATH"
 
 cat <<'HEADER'

@@ -95,6 +95,12 @@ if not current(ready) then
     .. " (Ready is for generation " .. tostring(ready.observedGeneration) .. ")"
   return hs
 end
+if ready.status == "True" and (ready.reason == "ScaledToZero" or ready.reason == "Waking") then
+  -- Scaled to zero by its autoscaler: nothing is wrong, the activator wakes it on the next request.
+  hs.status = "Healthy"
+  hs.message = describe(ready)
+  return hs
+end
 if ready.status == "True" then
   hs.status = "Healthy"
   local replicas = status.readyReplicas or 0

@@ -204,11 +204,61 @@ require github.com/rhysd/actionlint $ACTIONLINT_VERSION"
   mkdir -p "$out.tmp"
   (cd "$src" && go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
     -o "$out.tmp/" github.com/rhysd/actionlint/cmd/actionlint)
+# KEDA, the autoscaler behind load targets and scale to zero: its operator and its external metrics
+# API server (the adapter), plus its CRDs from the module's config/crd files. The wrapper copies the
+# module's own replace/exclude directives, which a requiring module would otherwise ignore.
+build_keda() {
+  local out src dir ldf
+  out=$(family_dir keda "$KEDA_VERSION")
+  if family_ready keda "$KEDA_VERSION"; then return 0; fi
+  dir=$(cd /tmp && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  [ -d "$dir" ] || { log "cannot download github.com/kedacore/keda/v2@$KEDA_VERSION"; return 1; }
+  src="$(cache_root)/src/keda-$KEDA_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/keda
+
+go 1.26.0
+
+require github.com/kedacore/keda/v2 $KEDA_VERSION
+
+$(sed -n 's/^\(replace\|exclude\) .*/&/p' "$dir/go.mod")"
+  ldf="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v} -X github.com/kedacore/keda/v2/version.GitCommit=module-$KEDA_VERSION"
+  log "building keda operator and adapter $KEDA_VERSION (cold: about 6 min)"
+  mkdir -p "$out.tmp/crds"
+  (cd "$src" && go build -trimpath -ldflags "$ldf" -o "$out.tmp/keda-operator" github.com/kedacore/keda/v2/cmd/operator \
+    && go build -trimpath -ldflags "$ldf" -o "$out.tmp/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter)
+  cp "$dir"/config/crd/bases/keda.sh_*.yaml "$out.tmp/crds/"
+  chmod u+w "$out.tmp"/crds/*.yaml
+  publish_family "$out"
+}
+
+# metrics-server, which serves the resource metrics API from kwok's simulated kubelet metrics, so a
+# CPU-target HPA is seen to scale.
+build_metrics_server() {
+  local out src dir ldf pkg=k8s.io/client-go/pkg/version
+  out=$(family_dir metrics-server "$METRICS_SERVER_VERSION")
+  if family_ready metrics-server "$METRICS_SERVER_VERSION"; then return 0; fi
+  src="$(cache_root)/src/metrics-server-$METRICS_SERVER_VERSION"
+  wrapper "$src" "module modelserve.dev/hack/metrics-server
+
+go 1.26.0
+
+require sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION"
+  ldf="-s -w -X $pkg.gitVersion=$METRICS_SERVER_VERSION -X $pkg.gitCommit=module-$METRICS_SERVER_VERSION"
+  ldf+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  log "building metrics-server $METRICS_SERVER_VERSION"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath -ldflags "$ldf" -o "$out.tmp/" sigs.k8s.io/metrics-server/cmd/metrics-server)
+  # kwokctl registers metrics-server's APIService and RBAC from these manifests (a local kustomize
+  # directory, so it downloads nothing) and drops the Deployment: the binary runs as a process.
+  dir=$(cd /tmp && go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  mkdir -p "$out.tmp/manifests"
+  cp "$dir"/manifests/base/*.yaml "$out.tmp/manifests/"
+  chmod u+w "$out.tmp"/manifests/*.yaml
   publish_family "$out"
 }
 
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm prometheus actionlint crds)
+[ ${#families[@]} -gt 0 ] || families=(kube etcd kwok helm prometheus actionlint crds keda metrics-server)
 mkdir -p "$(cache_root)/bin"
 for f in "${families[@]}"; do
   start=$SECONDS
@@ -220,6 +270,8 @@ for f in "${families[@]}"; do
     kube) build_kube ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;;
     prometheus) build_prometheus ;; actionlint) build_actionlint ;;
     crds) fetch_servicemonitor_crd && fetch_gateway_api_crds ;;
+    keda) build_keda ;;
+    metrics-server) build_metrics_server ;;
     *) log "unknown family $f"; exit 2 ;;
   esac
   exec 9>&-

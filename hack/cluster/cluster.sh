@@ -73,6 +73,11 @@ options:
   kwokControllerBinary: $bin/kwok
   etcdBinary: $bin/etcd
   etcdctlBinary: $bin/etcdctl
+  # metrics-server serves the resource metrics API from kwok's simulated kubelet metrics (pod
+  # annotations kwok.x-k8s.io/usage-cpu|memory), so CPU-target HPAs make real decisions.
+  enableMetricsServer: true
+  metricsServerBinary: $bin/metrics-server
+  metricsServerManifests: [$(family_dir metrics-server "$METRICS_SERVER_VERSION")/manifests]
 $(extra_options)
 componentsPatches:
 - name: etcd
@@ -99,7 +104,9 @@ wait_for() {  # wait_for <seconds> <description> <command...>
 
 up() {
   local start=$SECONDS config
-  "$here/build.sh" >/dev/null
+  # The cluster's own components; KEDA is built by the tests that run it (tests/keda_kit.py) or by
+  # `make binaries`, so bringing a cluster up never waits for its cold build.
+  "$here/build.sh" kube etcd kwok helm prometheus crds metrics-server >/dev/null
   if healthy; then
     log "cluster '$name' already running"
   else

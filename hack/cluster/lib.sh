@@ -21,10 +21,11 @@ link_bin_dir() {
   cur=$(bin_dir)
   mkdir -p "$cur"
   for f in "kube $KUBE_VERSION" "etcd $ETCD_VERSION" "kwok $KWOK_VERSION" "helm $HELM_VERSION" \
-    "prometheus $PROMETHEUS_VERSION" "actionlint $ACTIONLINT_VERSION"; do
+    "prometheus $PROMETHEUS_VERSION" "actionlint $ACTIONLINT_VERSION" "keda ${KEDA_VERSION:-}" \
+    "metrics-server ${METRICS_SERVER_VERSION:-}"; do
     # shellcheck disable=SC2086
     set -- $f
     family_ready "$1" "$2" || continue
-    for b in "$(family_dir "$1" "$2")"/*; do ln -sfn "$b" "$cur/$(basename "$b")"; done
+    for b in "$(family_dir "$1" "$2")"/*; do [ -f "$b" ] || continue; ln -sfn "$b" "$cur/$(basename "$b")"; done
   done
 }

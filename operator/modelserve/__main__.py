@@ -95,6 +95,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         configure=commands.configure_render,
         run=commands.render,
     ),
+    "activator": Subcommand(
+        help="run the activator: holds requests for models scaled to zero and wakes them through KEDA",
+        configure=commands.configure_activator,
+        run=commands.activator,
+    ),
     "crd": Subcommand(
         help="generate the ModelDeployment CRD (crds/) or, with --docs, its API reference (docs/api.md)",
         configure=_configure_crd,

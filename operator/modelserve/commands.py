@@ -42,6 +42,9 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     )
     election.add_argument("--retry-period-seconds", type=float, help="renew/acquire attempts this often (2)")
     election.add_argument("--identity", help="this replica's name in the Lease (default: POD_NAME)")
+    parser.add_argument(
+        "--prometheus-url", help="Prometheus scraping the models, queried by KEDA for load targets"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         "metrics_address": args.metrics_address,
         "health_port": args.health_port,
         "json_logs": args.json_logs,
+        "prometheus_url": args.prometheus_url,
         "namespaces": tuple(args.namespace) or None,
         "leader_election": args.leader_election,
         "lease_name": args.lease_name,
@@ -121,3 +125,40 @@ def render(args: argparse.Namespace) -> int:
         children.extend(c.manifest for c in builders.desired_children(md, settings) if c.manifest)
     sys.stdout.write(yaml.safe_dump_all(children, sort_keys=False))
     return 0
+
+
+def configure_activator(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind-address", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--rest-port", type=int, default=8501, help="REST port (TF Serving's)")
+    parser.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (TF Serving's)")
+    parser.add_argument("--scaler-port", type=int, default=9091, help="KEDA external scaler (gRPC) port")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics and /healthz port")
+    parser.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then KUBECONFIG)")
+    parser.add_argument("--hold-timeout", type=float, default=60.0, help="seconds a request waits for a pod")
+    parser.add_argument("--queue-size", type=int, default=100, help="requests held per model at most")
+    parser.add_argument("--retry-after", type=int, default=10, help="Retry-After of a 503, seconds")
+    parser.add_argument("--upstream-rest-port", type=int, default=8501, help="the pods' REST port")
+    parser.add_argument("--upstream-grpc-port", type=int, default=8500, help="the pods' gRPC port")
+
+
+def activator(args: argparse.Namespace) -> int:
+    from modelserve.activator.proxy import Options
+    from modelserve.activator.server import Config, main
+
+    options = Options(
+        hold_seconds=args.hold_timeout,
+        queue_size=args.queue_size,
+        retry_after_seconds=args.retry_after,
+        upstream_rest_port=args.upstream_rest_port,
+        upstream_grpc_port=args.upstream_grpc_port,
+    )
+    config = Config(
+        bind=args.bind_address,
+        rest_port=args.rest_port,
+        grpc_port=args.grpc_port,
+        scaler_port=args.scaler_port,
+        metrics_port=args.metrics_port,
+        kubeconfig=args.kubeconfig,
+        options=options,
+    )
+    return main(config)

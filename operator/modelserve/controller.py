@@ -72,6 +72,7 @@ class Controller:
             metrics.MODEL_DEPLOYMENTS.labels(ready=value).set(0)
         self.health = WatchHealth(settings.watch_stall_seconds, self.records)
         self._monitoring_crd = False
+        self._keda_crd = False
         self.events = EventRecorder(kube.post_event, on_dropped=metrics.EVENTS_DROPPED.inc)
         metrics.EVENTS_PENDING.set_function(self.events.pending)
         self.reconciler = Reconciler(
@@ -81,6 +82,7 @@ class Controller:
             lambda: self._monitoring_crd,
             record_event=self.events.record,
             records=self.records,
+            keda_installed=lambda: self._keda_crd,
         )
         self.queue: WorkQueue[Key] = WorkQueue(
             self._process, workers=settings.workers, on_depth=metrics.QUEUE_DEPTH.set
@@ -119,6 +121,7 @@ class Controller:
         self._monitoring_crd = await asyncio.to_thread(
             self.kube.has_resource, "monitoring.coreos.com/v1", "servicemonitors"
         )
+        self._keda_crd = await asyncio.to_thread(self.kube.has_resource, "keda.sh/v1alpha1", "scaledobjects")
 
     def start(self) -> None:
         self.events.start()
@@ -169,7 +172,8 @@ class Controller:
             (
                 ref.get("name")
                 for ref in meta.get("ownerReferences") or []
-                if ref.get("controller") and ref.get("kind") == "ModelDeployment"
+                # KEDA's HPA (it carries our labels) belongs to the ScaledObject of the same name.
+                if ref.get("controller") and ref.get("kind") in ("ModelDeployment", "ScaledObject")
             ),
             None,
         )
@@ -198,6 +202,13 @@ class Controller:
 
     def _stopped_leading(self) -> None:
         self.queue.hold()
+
+    def on_keda_crd(self, installed: bool) -> None:
+        if installed == self._keda_crd:
+            return
+        log.info("KEDA ScaledObject CRD %s", "installed" if installed else "removed")
+        self._keda_crd = installed
+        self.enqueue_all()
 
     def enqueue_all(self) -> None:
         for key in self.records:
@@ -302,6 +313,7 @@ class Controller:
         self._monitoring_crd = await asyncio.to_thread(
             self.kube.has_resource, "monitoring.coreos.com/v1", "servicemonitors"
         )
+        self._keda_crd = await asyncio.to_thread(self.kube.has_resource, "keda.sh/v1alpha1", "scaledobjects")
 
     def _forget_unlisted(self, known: dict[Key, dict[str, Any] | None], listed: dict[Key, str]) -> None:
         """Forgets ModelDeployments that are gone although no DELETED event said so.

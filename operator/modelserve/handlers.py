@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # wait behind reconciles in a thread pool.
 MANAGED: dict[str, str] = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY}
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
 MANAGED_SELECTOR = f"{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY}"
 WATCH_RETRY_CAP: Final = 10.0
 LIST_CHUNK_SIZE: Final = 250
@@ -31,6 +32,11 @@ WORKER_IDLE_SECONDS: Final = 0.5
 # Watched child kinds: (group, version, plural) of every entry of the one table in builders.
 # One watch per resource, though a kind may appear twice in the table (two Deployments).
 CHILD_RESOURCES: Final = tuple(dict.fromkeys((k.group, k.version, k.plural) for k in builders.CHILD_KINDS))
+# The EndpointSlice controller copies a Service's labels onto its slices; only the activator slices
+# the operator itself manages are watched.
+SELECTOR_OVERRIDES: Final = {
+    ("discovery.k8s.io", "v1", "endpointslices"): "endpointslice.kubernetes.io/managed-by=modelserve-operator"
+}
 
 
 class EndlessBackoffs:
@@ -83,7 +89,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # of objects from being held in memory all at once.
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     for group, version, plural in CHILD_RESOURCES:
-        settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
+        selector = SELECTOR_OVERRIDES.get((group, version, plural), MANAGED_SELECTOR)
+        settings.watching.label_selectors[group, version, plural] = selector
     me = leader.identity(ours)
     kube = Kube(
         load_api_client(pool_size=ours.workers * 2, identity=me),
@@ -138,3 +145,19 @@ async def service_monitor_crd_event(event: kopf.RawEvent, memo: kopf.Memo, **_: 
         for c in (body.get("status") or {}).get("conditions") or []
     )
     memo["controller"].on_monitoring_crd(event.get("type") != "DELETED" and established)
+
+
+def _is_scaled_object_crd(name: str | None, **_: Any) -> bool:
+    return name == SCALED_OBJECT_CRD
+
+
+@kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions", when=_is_scaled_object_crd)
+async def scaled_object_crd_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].on_keda_crd(event.get("type") != "DELETED" and _established(event["object"]))
+
+
+def _established(body: Any) -> bool:
+    return any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (body.get("status") or {}).get("conditions") or []
+    )

@@ -134,3 +134,12 @@ def child_metadata(md: api.ModelDeployment, name: str) -> dict[str, object]:
 
 def label_selector(md: api.ModelDeployment) -> str:
     return ",".join(f"{k}={v}" for k, v in selector_labels(md).items())
+
+
+def scaled_object_name(md: api.ModelDeployment) -> str:
+    return md.name
+
+
+def activator_slice_name(md: api.ModelDeployment) -> str:
+    """The EndpointSlice that routes the model's Service to the activator while it has no ready pod."""
+    return f"{md.name}-activator"

@@ -20,7 +20,7 @@ from typing import Any, Final
 import pydantic
 
 from modelserve import api, builders, cache_status, failures, logs, naming, status
-from modelserve.builders import passthrough, replicas
+from modelserve.builders import activator_route, keda, passthrough, replicas
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, Transient
 from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
@@ -143,7 +143,9 @@ class Reconciler:
         record_event: RecordEvent,
         now: Callable[[], str] = _now,
         records: Records | None = None,
+        keda_installed: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.keda_installed = keda_installed
         self.kube = kube
         self.record_event = record_event
         self.settings = settings
@@ -184,11 +186,7 @@ class Reconciler:
         # otherwise precede each apply.
         fresh = self._current_status(body, record).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
-        children = [
-            child
-            for child in builders.desired_children(md, self.settings)
-            if monitoring_available or child.kind != "ServiceMonitor"
-        ]
+        children, keda_available, prometheus_configured = self._engine_children(md, monitoring_available)
         try:
             if passthrough.carries_pass_through(md):
                 failure = self._dry_run(md, children, record)
@@ -210,6 +208,9 @@ class Reconciler:
 
         pods: tuple[dict[str, Any], ...] = ()
         deployment = observed.get("Deployment")
+        activator_endpoints = (
+            self._activator_route(md, deployment, fresh, record, keda_available) if failure is None else None
+        )
         if (
             failure is None
             and deployment is not None
@@ -237,6 +238,13 @@ class Reconciler:
             model_sync=model_sync,
             sync_pods=sync_pods,
             monitoring_crd_installed=monitoring_available,
+            scaled_object=observed.get("ScaledObject"),
+            keda_hpa=self.cache.get("HorizontalPodAutoscaler", md.namespace, keda.hpa_name(md))
+            if observed.get("ScaledObject")
+            else None,
+            keda_installed=keda_available,
+            prometheus_configured=prometheus_configured,
+            activator_endpoints=activator_endpoints,
             failure=failure,
         )
         new_status = status.compute_status(md, obs, self._current_status(body, record), self.now())
@@ -356,6 +364,58 @@ class Reconciler:
                 pass  # deleted meanwhile: a partial apply cannot create it; the apply below does
         return replicas.creation_body(md, desired)
 
+    def _engine_children(
+        self, md: api.ModelDeployment, monitoring_available: bool
+    ) -> tuple[list[builders.Child], bool, bool]:
+        """The children to apply: without the ScaledObject (and with the Deployment at its minimum)
+        when KEDA cannot scale this model (no CRD, or load targets without Prometheus), without a
+        ServiceMonitor whose CRD is missing, and without the activator route (built from live state
+        once the Deployment is known)."""
+        children = builders.desired_children(md, self.settings)
+        keda_available = self.keda_installed()
+        prometheus_configured = bool(self.settings.prometheus_url)
+        autoscaling = md.spec.autoscaling
+        if (
+            autoscaling is not None
+            and autoscaling.uses_keda
+            and (not keda_available or (autoscaling.load_targets and not prometheus_configured))
+        ):
+            children = keda.without_keda(md, children)
+        children = [
+            child
+            for child in children
+            if (monitoring_available or child.kind != "ServiceMonitor")
+            and (keda_available or child.kind != "ScaledObject")
+            and child.role != builders.ACTIVATOR_ROUTE_ROLE
+        ]
+        return children, keda_available, prometheus_configured
+
+    def _activator_route(
+        self,
+        md: api.ModelDeployment,
+        deployment: dict[str, Any] | None,
+        fresh: bool,
+        record: Record,
+        keda_available: bool,
+    ) -> int | None:
+        """While a scale-to-zero model has no ready pod its Service routes to the activator; returns
+        the activator's ready endpoints then (None when not routed)."""
+        if keda_available and activator_route.wants_activator(md, _ready_replicas(deployment)):
+            return self._route_to_activator(md, fresh, record)
+        if md.spec.autoscaling is not None:
+            # Only an autoscaled model can have been at zero: others never cost a read here.
+            self._converge(md, _activator_child(md, None), fresh, record)
+        return None
+
+    def _route_to_activator(self, md: api.ModelDeployment, fresh: bool, record: Record) -> int:
+        """Points the model's Service at the activator's ready pods; returns how many there are."""
+        selector = f"{activator_route.SERVICE_NAME_LABEL}={self.settings.activator_service}"
+        slices = self.kube.list("EndpointSlice", self.settings.activator_namespace, selector)
+        addresses = activator_route.ready_addresses(slices)
+        manifest = activator_route.build_activator_slice(md, addresses) if addresses else None
+        self._converge(md, _activator_child(md, manifest), fresh, record)
+        return len(addresses)
+
     def _current_status(self, body: dict[str, Any], record: Record) -> dict[str, Any]:
         written = record.written
         if written is not None and written[0] <= _rv(body):
@@ -391,6 +451,7 @@ class Reconciler:
         healthy = after.get("status") == "True" or after.get("reason") in (
             status.Reason.SUSPENDED,
             *status.TRANSIENT_REASONS,
+            status.Reason.SCALED_TO_ZERO,
         )
         message = str(after.get("message") or after.get("reason") or "")
         self.record_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)
@@ -412,6 +473,20 @@ class Reconciler:
 
 def _condition(st: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in st.get("conditions") or [] if c.get("type") == type_), None)
+
+
+def _activator_child(md: api.ModelDeployment, manifest: dict[str, Any] | None) -> builders.Child:
+    return builders.Child(
+        api_version="discovery.k8s.io/v1",
+        kind="EndpointSlice",
+        name=naming.activator_slice_name(md),
+        manifest=manifest,
+        role=builders.ACTIVATOR_ROUTE_ROLE,
+    )
+
+
+def _ready_replicas(deployment: dict[str, Any] | None) -> int:
+    return int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
 def _controlled_by(obj: dict[str, Any], uid: str) -> bool:

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, field_validato
 # test keeps the TF Serving version equal to the Dockerfile's base image.
 DEFAULT_CPU_IMAGE: Final = "ghcr.io/modelserve/serving:2.21.0-0.1.0"
 DEFAULT_GPU_IMAGE: Final = "ghcr.io/modelserve/serving:2.21.0-0.1.0-gpu"
+# The activator's ports (its REST and gRPC ports are TF Serving's, so a Service's ports map 1:1).
+ACTIVATOR_SCALER_PORT: Final = 9091
+ACTIVATOR_METRICS_PORT: Final = 9090
 
 
 class Settings(BaseModel):
@@ -73,6 +76,27 @@ class Settings(BaseModel):
                 f"{self.renew_deadline_seconds} / {self.retry_period_seconds}"
             )
         return self
+
+    # --- autoscaling on load (docs/autoscaling.md) ---
+    prometheus_url: str = ""
+    """Prometheus that scrapes the models (KEDA queries it for load targets); empty: load targets
+    are refused in status (PrometheusNotConfigured)."""
+    rate_window: Annotated[str, Field(pattern=r"^[0-9]+(s|m)$")] = "1m"
+    """Range of rate() in the queries for requests per second and latency."""
+    keda_polling_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    """How often KEDA evaluates the triggers (its pollingInterval)."""
+    activator_namespace: str = "modelserve-system"
+    """Namespace of the activator's Service (the chart sets the release namespace)."""
+    activator_service: str = "modelserve-activator"
+    """The activator's Service: its ready endpoints receive a model's traffic while it has no pod."""
+    activator_scaler_address: str = ""
+    """host:port of the activator's KEDA external scaler; default <service>.<namespace>.svc:9091."""
+
+    @property
+    def scaler_address(self) -> str:
+        return self.activator_scaler_address or (
+            f"{self.activator_service}.{self.activator_namespace}.svc:{ACTIVATOR_SCALER_PORT}"
+        )
 
     @field_validator("namespaces", mode="before")
     @classmethod

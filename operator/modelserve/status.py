@@ -48,6 +48,8 @@ class Reason:
     SCALING = "Scaling"
     NOT_SUSPENDED = "NotSuspended"
     SUSPENDED = "Suspended"
+    SCALED_TO_ZERO = "ScaledToZero"
+    WAKING = "Waking"
     # Waiting.
     CREATING = "Creating"
     ROLLING_OUT = "RollingOut"
@@ -80,6 +82,10 @@ class Reason:
     CONFIG_MAP_NOT_FOUND = failures.CONFIG_MAP_NOT_FOUND
     CLAIM_NOT_FOUND = failures.CLAIM_NOT_FOUND
 
+    KEDA_NOT_INSTALLED = "KEDANotInstalled"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
+    ACTIVATOR_UNAVAILABLE = "ActivatorUnavailable"
 
 # The Ready=False reasons that mean "wait, this resolves by itself"; every other one is a failure a
 # person acts on (Argo CD: Degraded). The one list: deploy/argocd/health.lua and docs/status.md
@@ -110,6 +116,12 @@ class Observed:
     model_sync: dict[str, Any] | None = None
     sync_pods: tuple[dict[str, Any], ...] = ()
     monitoring_crd_installed: bool = True
+    scaled_object: dict[str, Any] | None = None
+    keda_hpa: dict[str, Any] | None = None
+    keda_installed: bool = True
+    prometheus_configured: bool = True
+    # Ready endpoints of the activator while a scale-to-zero model has no ready pod (None: not asked).
+    activator_endpoints: int | None = None
     # (reason, message) when the spec could not be turned into children, or a child was refused.
     failure: tuple[str, str] | None = None
 
@@ -266,6 +278,8 @@ def _deployment_condition(md: api.ModelDeployment, obs: Observed, settled: bool 
             return _Cond(DEPLOYMENT_READY, False, Reason.PROGRESS_DEADLINE_EXCEEDED, cond.get("message", ""))
     done = observed_current and updated >= desired and ready >= desired and total == updated
     if done:
+        if desired == 0 and not md.spec.suspend:
+            return _Cond(DEPLOYMENT_READY, True, Reason.SCALED_TO_ZERO, "scaled to zero by the autoscaler")
         if desired == 0:
             return _Cond(DEPLOYMENT_READY, True, Reason.SUSPENDED, "scaled to zero")
         return _Cond(DEPLOYMENT_READY, True, Reason.ROLLED_OUT, f"{ready}/{desired} replicas ready")
@@ -316,6 +330,8 @@ def _autoscaler_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
         return _Cond(
             AUTOSCALER_READY, True, Reason.SUSPENDED, "the autoscaler is kept and idle while scaled to zero"
         )
+    if md.spec.autoscaling.uses_keda:
+        return keda_condition(md, obs)
     if obs.hpa is None:
         return _Cond(
             AUTOSCALER_READY, False, Reason.CREATING, "the HorizontalPodAutoscaler does not exist yet"
@@ -331,6 +347,88 @@ def _autoscaler_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
         # minReplicas, so serving is fine; say so instead of failing the roll-up.
         message = f"not scaling yet: {active.get('message', '')}".strip()
     return _Cond(AUTOSCALER_READY, True, Reason.CREATED, message)
+
+
+def keda_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
+    """AutoscalerReady of a ScaledObject: what KEDA says about it, or why there is none."""
+    assert md.spec.autoscaling is not None
+    floor = max(md.spec.autoscaling.min_replicas, 1)
+    if not obs.keda_installed:
+        return _Cond(
+            AUTOSCALER_READY,
+            False,
+            Reason.KEDA_NOT_INSTALLED,
+            "KEDA's ScaledObject CRD (keda.sh/v1alpha1) is not installed: load targets and scale to "
+            f"zero need KEDA; the model is served at {floor} replica(s) meanwhile",
+        )
+    if md.spec.autoscaling.load_targets and not obs.prometheus_configured:
+        return _Cond(
+            AUTOSCALER_READY,
+            False,
+            Reason.PROMETHEUS_NOT_CONFIGURED,
+            "load targets need Prometheus: start the operator with --prometheus-url (chart value "
+            f"autoscaling.prometheusUrl); the model is served at {floor} replica(s) meanwhile",
+        )
+    if obs.scaled_object is None:
+        return _Cond(AUTOSCALER_READY, False, Reason.CREATING, "the ScaledObject does not exist yet")
+    conditions = {c.get("type"): c for c in (obs.scaled_object.get("status") or {}).get("conditions") or []}
+    ready = conditions.get("Ready") or {}
+    if ready.get("status") == "False":
+        return _Cond(AUTOSCALER_READY, False, Reason.AUTOSCALER_FAILED, f"KEDA: {ready.get('message', '')}")
+    if ready.get("status") != "True":
+        return _Cond(AUTOSCALER_READY, False, Reason.CREATING, "waiting for KEDA to take the ScaledObject")
+    hpa_conditions = {
+        c.get("type"): c for c in ((obs.keda_hpa or {}).get("status") or {}).get("conditions") or []
+    }
+    scaling = hpa_conditions.get("ScalingActive") or {}
+    if scaling.get("status") == "False" and scaling.get("reason") != "ScalingDisabled":
+        # KEDA's metrics API or Prometheus is down: the HPA keeps the current replicas.
+        return _Cond(
+            AUTOSCALER_READY,
+            False,
+            Reason.METRICS_UNAVAILABLE,
+            f"replicas are kept while the autoscaler cannot read its metrics: {scaling.get('message', '')}",
+        )
+    fallback = conditions.get("Fallback") or {}
+    if fallback.get("status") == "True":
+        return _Cond(AUTOSCALER_READY, True, Reason.CREATED, f"KEDA fallback: {fallback.get('message', '')}")
+    active = conditions.get("Active") or {}
+    return _Cond(AUTOSCALER_READY, True, Reason.CREATED, f"KEDA: {active.get('message', '')}".strip())
+
+
+def _scale_to_zero_ready(
+    md: api.ModelDeployment, obs: Observed, deployment: _Cond, autoscaler: _Cond, service: _Cond
+) -> _Cond | None:
+    """Ready of a scale-to-zero model without a ready pod: True when the next request will be
+    served (the activator holds it while a replica starts), else why not. None when not at zero."""
+    autoscaling = md.spec.autoscaling
+    ready_replicas = int(((obs.deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+    if autoscaling is None or autoscaling.min_replicas != 0 or md.spec.suspend or ready_replicas > 0:
+        return None
+    blocking = next((c for c in (autoscaler, service) if not c.status), None)
+    if (
+        blocking is None
+        and not deployment.status
+        and deployment.reason not in (Reason.CREATING, Reason.ROLLING_OUT)
+    ):
+        blocking = deployment  # pods cannot start: InsufficientGPU, ImagePullFailed, ...
+    if blocking is not None:
+        return _Cond(READY, False, blocking.reason, f"{blocking.type}: {blocking.message}")
+    if not obs.activator_endpoints:
+        return _Cond(
+            READY,
+            False,
+            Reason.ACTIVATOR_UNAVAILABLE,
+            "the model has no ready pod and the activator has no ready endpoint to hold requests",
+        )
+    if deployment.reason == Reason.SCALED_TO_ZERO:
+        return _Cond(
+            READY,
+            True,
+            Reason.SCALED_TO_ZERO,
+            "scaled to zero: the next request is held by the activator while a replica starts",
+        )
+    return _Cond(READY, True, Reason.WAKING, "a replica is starting; the activator holds requests meanwhile")
 
 
 def _monitoring_condition(md: api.ModelDeployment, obs: Observed) -> _Cond:
@@ -394,10 +492,21 @@ def _conditions(md: api.ModelDeployment, obs: Observed, settled: bool = False) -
 
     cache = cache_status.view(md, obs.cache_claim, obs.model_sync, obs.sync_pods)
     cache_conds = [_Cond(*c) for c in cache_status.conditions(cache)] if cache else []
+    at_zero = _scale_to_zero_ready(md, obs, deployment, autoscaler, service)
     if md.spec.suspend:
         ready = _Cond(READY, False, Reason.SUSPENDED, "suspended: scaled to zero, every object kept")
+    elif at_zero is not None:
+        ready = at_zero
     else:
-        blocking = next((c for c in (deployment, service, autoscaler) if not c.status), None)
+        # Unreadable metrics stop scaling, not serving: the replicas stay (AutoscalerReady says why).
+        blocking = next(
+            (
+                c
+                for c in (deployment, service, autoscaler)
+                if not c.status and c.reason != Reason.METRICS_UNAVAILABLE
+            ),
+            None,
+        )
         if blocking is deployment and cache_conds and not cache_conds[0].status:
             # Replicas wait for the cache: its reason (ClaimPending, CacheFetchFailed) says why.
             blocking = cache_conds[0]

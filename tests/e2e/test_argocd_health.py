@@ -120,6 +120,38 @@ FIXTURES: list[tuple[str, dict[str, Any], str, str]] = [
         "Suspended: scaled to zero; every object is kept",
     ),
     (
+        "scaled-to-zero-is-healthy",
+        _md(
+            autoscaling={
+                "minReplicas": 0,
+                "maxReplicas": 2,
+                "idleWindow": "5m",
+                "targetRequestsPerSecond": 5,
+            },
+            status={
+                "observedGeneration": 1,
+                "readyReplicas": 0,
+                "conditions": [
+                    _cond("Ready", "True", "ScaledToZero", "scaled to zero: the next request is held"),
+                    NOT_SUSPENDED,
+                ],
+            },
+        ),
+        "Healthy",
+        "ScaledToZero: scaled to zero: the next request is held",
+    ),
+    (
+        "keda-not-installed-is-degraded",
+        _md(
+            status={
+                "observedGeneration": 1,
+                "conditions": [_cond("Ready", "False", "KEDANotInstalled", "AutoscalerReady: no KEDA")],
+            }
+        ),
+        "Degraded",
+        "KEDANotInstalled: AutoscalerReady: no KEDA",
+    ),
+    (
         "stale-generation-despite-ready",
         _md(generation=3, status={"observedGeneration": 2, "conditions": [READY, NOT_SUSPENDED]}),
         "Progressing",

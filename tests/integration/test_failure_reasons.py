@@ -39,9 +39,11 @@ def test_a_service_quota_is_quota_exceeded_until_the_quota_is_raised(
     apply(cluster, namespace, quota)
     # The quota admits nothing until its controller has computed the usage ("status unknown").
     wait_until(
-        lambda: cluster.kubectl_json("get", "resourcequota", "services", "-n", namespace)
-        .get("status", {})
-        .get("hard"),
+        lambda: (
+            cluster.kubectl_json("get", "resourcequota", "services", "-n", namespace)
+            .get("status", {})
+            .get("hard")
+        ),
         timeout=30,
         what="the quota's status",
     )
@@ -52,8 +54,16 @@ def test_a_service_quota_is_quota_exceeded_until_the_quota_is_raised(
     event = wait_event(cluster, namespace, "quota", "QuotaExceeded", type_="Warning", timeout=20)
     assert "exceeded quota" in event["message"]
 
-    cluster.kubectl("patch", "resourcequota", "services", "-n", namespace, "--type=merge",
-                    "-p", json.dumps({"spec": {"hard": {"services": "4"}}}))
+    cluster.kubectl(
+        "patch",
+        "resourcequota",
+        "services",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"hard": {"services": "4"}}}),
+    )
     wait_condition(cluster, namespace, "quota", "Ready", "True", timeout=90)
     wait_event(cluster, namespace, "quota", "Ready", type_="Normal", timeout=20)
 
@@ -70,8 +80,12 @@ def denying_policy(cluster: Cluster, namespace: str) -> Iterator[str]:
             "failurePolicy": "Fail",
             "matchConstraints": {
                 "resourceRules": [
-                    {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                     "resources": ["deployments"]}
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["deployments"],
+                    }
                 ]
             },
             "validations": [{"expression": "false", "message": "deployments are frozen here"}],
@@ -105,9 +119,12 @@ def denying_policy(cluster: Cluster, namespace: str) -> Iterator[str]:
     }
     # The policy takes effect a moment after it is stored: wait until a dry run is refused.
     wait_until(
-        lambda: "frozen" in cluster.kubectl(
-            "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
-        ).stderr,
+        lambda: (
+            "frozen"
+            in cluster.kubectl(
+                "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
+            ).stderr
+        ),
         timeout=30,
         what="the ValidatingAdmissionPolicy to take effect",
     )

@@ -56,7 +56,8 @@ def test_restart_with_existing_model_deployments_modifies_no_child(
     names = ["alpha", "beta"]
     with KopfRunner(args, timeout=60):
         apply(cluster, namespace, model_deployment("alpha", {"model": MODEL, "replicas": 2}))
-        spec = {"model": MODEL, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}, "gpu": {"count": 1}}
+        autoscaling = {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 80}
+        spec = {"model": MODEL, "autoscaling": autoscaling, "gpu": {"count": 1}}
         apply(cluster, namespace, model_deployment("beta", spec))
         for name in names:
             wait_condition(cluster, namespace, name, "Ready", "True", timeout=90)

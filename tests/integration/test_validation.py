@@ -165,6 +165,18 @@ VALID: dict[str, JSON] = {
         "monitoring": {"enabled": True},
     },
     "minimal": {"model": {"storageUri": "s3://bucket-1/models/bert"}},
+    "load-targets-and-scale-to-zero": {
+        "model": {"storageUri": "gs://models/resnet"},
+        "gpu": {"count": 1},
+        "autoscaling": {
+            "minReplicas": 0,
+            "maxReplicas": 8,
+            "idleWindow": "10m",
+            "targetRequestsPerSecond": 12.5,
+            "targetLatency": {"percentile": 95, "milliseconds": 250},
+            "prometheus": [{"name": "queue", "query": "sum(q)", "target": 4, "targetType": "Value"}],
+        },
+    },
     "specific-versions-with-labels": {
         "model": {
             "storageUri": "pvc://models/bert",
@@ -235,7 +247,8 @@ def test_server_applies_schema_defaults(objects: Any, shared_namespace: str) -> 
         "spec": {
             "model": {"storageUri": "gs://models/resnet"},
             "gpu": {"count": 1},
-            "autoscaling": {"maxReplicas": 3},
+            # A GPU model must name its target (a CPU default is refused for it).
+            "autoscaling": {"maxReplicas": 3, "targetRequestsPerSecond": 10},
             "serving": {"batching": {"maxBatchSize": 16}},
         },
     }

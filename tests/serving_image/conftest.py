@@ -89,11 +89,14 @@ def big_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TF Serving layout with a 4 MiB variables file (not a loadable model): big enough that a
     transfer can be cut in the middle."""
     root = tmp_path_factory.mktemp("big_model") / "big"
-    return write_files(root, {
-        "1/saved_model.pb": b"not really a graph",
-        "1/variables/variables.data-00000-of-00001": secrets.token_bytes(4 << 20),
-        "1/variables/variables.index": b"index",
-    })
+    return write_files(
+        root,
+        {
+            "1/saved_model.pb": b"not really a graph",
+            "1/variables/variables.data-00000-of-00001": secrets.token_bytes(4 << 20),
+            "1/variables/variables.index": b"index",
+        },
+    )
 
 
 @dataclass
@@ -114,8 +117,14 @@ def run_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     it) for model "m" into tmp_path/models; short backoff so retries take milliseconds."""
     counter = iter(range(1000))
 
-    def run(uri: str, creds: dict[str, str] | None = None, *, sha256: str | None = None,
-            config: str | None = None, args: tuple[str, ...] = ()) -> FetchResult:
+    def run(
+        uri: str,
+        creds: dict[str, str] | None = None,
+        *,
+        sha256: str | None = None,
+        config: str | None = None,
+        args: tuple[str, ...] = (),
+    ) -> FetchResult:
         n = next(counter)
         creds_dir = tmp_path / f"creds-{n}"
         write_files(creds_dir, {k: v.encode() for k, v in (creds or {}).items()})
@@ -137,8 +146,9 @@ def run_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
         else:
             monkeypatch.delenv(contract.ENV_STORAGE_CHECKSUM, raising=False)
         capsys.readouterr()
-        code = main(["--termination-message-path", str(termination), "fetch", "--backoff-seconds", "0.01",
-                     *args])
+        code = main(
+            ["--termination-message-path", str(termination), "fetch", "--backoff-seconds", "0.01", *args]
+        )
         stderr = capsys.readouterr().err
         text = termination.read_text() if termination.exists() else ""
         return FetchResult(code, tmp_path / "models", text, stderr)

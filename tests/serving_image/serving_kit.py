@@ -81,9 +81,19 @@ def start_s3server(
 ) -> Process:
     out = log.open("wb")
     proc = subprocess.Popen(
-        [str(binary), "-addr", "127.0.0.1:0", "-access-key", access_key, "-secret-key", secret_key,
-         "-buckets", ",".join(buckets)],
-        stdout=subprocess.PIPE, stderr=out,
+        [
+            str(binary),
+            "-addr",
+            "127.0.0.1:0",
+            "-access-key",
+            access_key,
+            "-secret-key",
+            secret_key,
+            "-buckets",
+            ",".join(buckets),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=out,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -101,10 +111,25 @@ def start_fake_gcs(binary: Path, log: Path) -> Process:
         port = free_port()
         out = log.open("ab")
         proc = subprocess.Popen(
-            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
-             "-external-url", f"http://127.0.0.1:{port}", "-public-host", f"127.0.0.1:{port}",
-             "-log-level", "warn"],
-            stdout=out, stderr=out,
+            [
+                str(binary),
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-backend",
+                "memory",
+                "-external-url",
+                f"http://127.0.0.1:{port}",
+                "-public-host",
+                f"127.0.0.1:{port}",
+                "-log-level",
+                "warn",
+            ],
+            stdout=out,
+            stderr=out,
         )
         endpoint = f"http://127.0.0.1:{port}"
         try:
@@ -264,8 +289,13 @@ class StatusStub:
         entries = []
         for v in versions:
             code, message = (v[2], v[3]) if len(v) == 4 else ("OK", "")
-            entries.append({"version": str(v[0]), "state": v[1],
-                            "status": {"error_code": code, "error_message": message}})
+            entries.append(
+                {
+                    "version": str(v[0]),
+                    "state": v[1],
+                    "status": {"error_code": code, "error_message": message},
+                }
+            )
         self.models[name] = entries
 
     @contextlib.contextmanager
@@ -278,7 +308,7 @@ class StatusStub:
 
             def do_GET(self) -> None:
                 prefix = "/v1/models/"
-                name = self.path[len(prefix):] if self.path.startswith(prefix) else ""
+                name = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
                 if name in state.models:
                     code, doc = 200, {"model_version_status": state.models[name]}
                 else:
@@ -335,8 +365,12 @@ class S3Store(Store):
         import s3fs
 
         return s3fs.S3FileSystem(
-            key=S3_KEY, secret=S3_SECRET, endpoint_url=self.endpoint, skip_instance_cache=True,
-            client_kwargs={"region_name": "eu-test-1"}, config_kwargs={"s3": {"addressing_style": "path"}},
+            key=S3_KEY,
+            secret=S3_SECRET,
+            endpoint_url=self.endpoint,
+            skip_instance_cache=True,
+            client_kwargs={"region_name": "eu-test-1"},
+            config_kwargs={"s3": {"addressing_style": "path"}},
         )
 
 
@@ -356,8 +390,12 @@ def call_saved_model(version_dir: Path, xs: list[float]) -> list[float]:
 
 
 def s3_creds(store: S3Store, **overrides: str) -> dict[str, str]:
-    creds = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-             "AWS_ENDPOINT_URL": store.endpoint, "AWS_REGION": "eu-test-1"}
+    creds = {
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_ENDPOINT_URL": store.endpoint,
+        "AWS_REGION": "eu-test-1",
+    }
     creds.update(overrides)
     return creds
 

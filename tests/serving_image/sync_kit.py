@@ -83,8 +83,11 @@ class CountingProxy:
                     resp = conn.getresponse()
                     data_len = 0
                     self.send_response_only(resp.status, resp.reason)
-                    chunked = (resp.getheader("Content-Length") is None and self.command != "HEAD"
-                               and resp.status not in (204, 304))
+                    chunked = (
+                        resp.getheader("Content-Length") is None
+                        and self.command != "HEAD"
+                        and resp.status not in (204, 304)
+                    )
                     for k, v in resp.getheaders():
                         if k.lower() not in _HOP:
                             self.send_header(k, v)
@@ -194,21 +197,38 @@ class SyncProcess:
         if self.config is not None:
             self.write_config(self.config)
         self.write_creds(self.creds)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AWS_", "GOOGLE_", "MODELSERVE_")) and k != "STORAGE_EMULATOR_HOST"}
-        env.update({
-            contract.ENV_STORAGE_URI: self.uri,
-            contract.ENV_MODEL_NAME: "m",
-            contract.ENV_MODEL_ROOT: str(self.model_root),
-            contract.ENV_CREDENTIALS_DIR: str(self.creds_dir),
-            contract.ENV_CONFIG_DIR: str(self.config_dir),
-            contract.ENV_POLL_SECONDS: str(self.poll_seconds),
-            contract.ENV_SYNC_MODE: self.mode,
-            contract.ENV_SYNC_STATE_FILE: str(self.state_file),
-        })
-        argv = [*self.wrapper, executable(), "--termination-message-path", str(self.termination),
-                contract.CMD_SYNC, "--backoff-seconds", "0.05", "--max-backoff-seconds", "0.2",
-                "--attempts", "2", "--tfserving-port", str(self.tfserving_port)]
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "GOOGLE_", "MODELSERVE_")) and k != "STORAGE_EMULATOR_HOST"
+        }
+        env.update(
+            {
+                contract.ENV_STORAGE_URI: self.uri,
+                contract.ENV_MODEL_NAME: "m",
+                contract.ENV_MODEL_ROOT: str(self.model_root),
+                contract.ENV_CREDENTIALS_DIR: str(self.creds_dir),
+                contract.ENV_CONFIG_DIR: str(self.config_dir),
+                contract.ENV_POLL_SECONDS: str(self.poll_seconds),
+                contract.ENV_SYNC_MODE: self.mode,
+                contract.ENV_SYNC_STATE_FILE: str(self.state_file),
+            }
+        )
+        argv = [
+            *self.wrapper,
+            executable(),
+            "--termination-message-path",
+            str(self.termination),
+            contract.CMD_SYNC,
+            "--backoff-seconds",
+            "0.05",
+            "--max-backoff-seconds",
+            "0.2",
+            "--attempts",
+            "2",
+            "--tfserving-port",
+            str(self.tfserving_port),
+        ]
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         return self
 
@@ -225,11 +245,15 @@ class SyncProcess:
             if predicate():
                 return
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"sync exited with {self.proc.returncode} waiting for {what}:\n"
-                                     f"{self.log.read_text()[-4000:]}")
+                raise AssertionError(
+                    f"sync exited with {self.proc.returncode} waiting for {what}:\n"
+                    f"{self.log.read_text()[-4000:]}"
+                )
             time.sleep(0.05)  # polling inside a deadline, not a fixed wait
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; state {self.state()}\n"
-                             f"{self.log.read_text()[-4000:]}")
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; state {self.state()}\n"
+            f"{self.log.read_text()[-4000:]}"
+        )
 
     def wait_exit(self, timeout: float = 60) -> int:
         assert self.proc is not None
@@ -254,8 +278,8 @@ class SyncProcess:
 def models_config(policy: str, *, base_path: str = "/models/m") -> str:
     """A models.config as the operator renders it (builders/tfserving_config.py)."""
     return (
-        "model_config_list {\n  config {\n    name: \"m\"\n"
-        f"    base_path: \"{base_path}\"\n    model_platform: \"tensorflow\"\n"
+        'model_config_list {\n  config {\n    name: "m"\n'
+        f'    base_path: "{base_path}"\n    model_platform: "tensorflow"\n'
         f"    model_version_policy {{\n      {policy}\n    }}\n  }}\n}}\n"
     )
 

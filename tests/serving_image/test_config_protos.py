@@ -132,11 +132,15 @@ def make(model: dict[str, Any], **spec: Any) -> api.ModelDeployment:
 
 
 OPERATOR_SPECS = {
-    "latest 2 with labels": {"storageUri": "gs://models/resnet", "versionPolicy": {"latest": {"count": 2}},
-                             "versionLabels": {"stable": 1, "canary": 2}},
+    "latest 2 with labels": {
+        "storageUri": "gs://models/resnet",
+        "versionPolicy": {"latest": {"count": 2}},
+        "versionLabels": {"stable": 1, "canary": 2},
+    },
     "all": {"storageUri": "s3://models/m", "versionPolicy": {"all": {}}},
     "specific on a pvc": {
-        "storageUri": "pvc://claim/team/m", "versionPolicy": {"specific": {"versions": [1, 3]}}
+        "storageUri": "pvc://claim/team/m",
+        "versionPolicy": {"specific": {"versions": [1, 3]}},
     },
     "default": {"storageUri": "https://example.com/m.tar.gz"},
 }
@@ -159,8 +163,17 @@ def test_operator_rendered_monitoring_config_is_a_valid_monitoring_config() -> N
 
 @pytest.mark.parametrize(
     "batching",
-    [{}, {"maxBatchSize": 64, "batchTimeoutMicros": 500, "maxEnqueuedBatches": 10, "numBatchThreads": 4,
-          "allowedBatchSizes": [8, 16, 64], "padVariableLengthInputs": True}],
+    [
+        {},
+        {
+            "maxBatchSize": 64,
+            "batchTimeoutMicros": 500,
+            "maxEnqueuedBatches": 10,
+            "numBatchThreads": 4,
+            "allowedBatchSizes": [8, 16, 64],
+            "padVariableLengthInputs": True,
+        },
+    ],
     ids=["defaults", "everything"],
 )
 def test_operator_rendered_batching_config_is_valid_batching_parameters(batching: dict[str, Any]) -> None:

@@ -65,8 +65,9 @@ def test_interrupted_download_is_retried_and_completes(
     assert (result.model / blob).read_bytes() == (big_model / blob).read_bytes()
 
 
-def test_corrupt_zip_object_fails_as_corrupt(gcs: GcsStore, saved_model: Path, tmp_path: Path,
-                                             run_fetch: Any) -> None:
+def test_corrupt_zip_object_fails_as_corrupt(
+    gcs: GcsStore, saved_model: Path, tmp_path: Path, run_fetch: Any
+) -> None:
     archive = tmp_path / "m.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in saved_model.rglob("*"):

@@ -153,14 +153,30 @@ def test_console_entry_point_end_to_end(archives: Path, tmp_path: Path) -> None:
     termination = tmp_path / "termination-log"
 
     def run(uri: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, contract.ENV_STORAGE_URI: uri, contract.ENV_MODEL_NAME: "resnet",
-               contract.ENV_MODEL_ROOT: str(tmp_path / "models"),
-               contract.ENV_CREDENTIALS_DIR: str(tmp_path / "no-creds"),
-               contract.ENV_CONFIG_DIR: str(tmp_path / "no-config")}
+        env = {
+            **os.environ,
+            contract.ENV_STORAGE_URI: uri,
+            contract.ENV_MODEL_NAME: "resnet",
+            contract.ENV_MODEL_ROOT: str(tmp_path / "models"),
+            contract.ENV_CREDENTIALS_DIR: str(tmp_path / "no-creds"),
+            contract.ENV_CONFIG_DIR: str(tmp_path / "no-config"),
+        }
         return subprocess.run(
-            [sys.executable, "-m", "modelserve_serving", "--termination-message-path", str(termination),
-             contract.CMD_FETCH, "--backoff-seconds", "0.01"],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "modelserve_serving",
+                "--termination-message-path",
+                str(termination),
+                contract.CMD_FETCH,
+                "--backoff-seconds",
+                "0.01",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     with ArchiveServer(archives).running() as server:

@@ -13,8 +13,12 @@ from modelserve import contract
 
 pytestmark = pytest.mark.unit
 
-GOOD = {"1/saved_model.pb": b"g", "3/saved_model.pbtxt": b"g", "3/variables/variables.index": b"i",
-        "README": b"ignored by TF Serving"}
+GOOD = {
+    "1/saved_model.pb": b"g",
+    "3/saved_model.pbtxt": b"g",
+    "3/variables/variables.index": b"i",
+    "README": b"ignored by TF Serving",
+}
 
 
 def test_pvc_uri_is_validated_in_the_mount_and_not_copied(tmp_path: Path, run_fetch: Any) -> None:

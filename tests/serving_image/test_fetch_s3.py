@@ -86,9 +86,7 @@ def test_layout_without_version_folders_is_refused_before_downloading(
     assert "no numeric version folders" in result.termination
 
 
-def test_interrupted_download_is_retried_and_completes(
-    s3: S3Store, big_model: Path, run_fetch: Any
-) -> None:
+def test_interrupted_download_is_retried_and_completes(s3: S3Store, big_model: Path, run_fetch: Any) -> None:
     s3.upload(big_model, "interrupted")
     proxy = CuttingProxy(s3.endpoint, cut_after=1 << 20)
     try:

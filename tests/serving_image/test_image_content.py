@@ -124,7 +124,13 @@ def third_party_imports() -> set[str]:
 def test_image_code_imports_only_the_contract_and_locked_packages() -> None:
     # modelserve (the operator) is installed without its dependencies: only its stdlib contract.
     assert third_party_imports() == {
-        "modelserve", "fsspec", "s3fs", "gcsfs", "requests", "google", "tensorflow_serving"
+        "modelserve",
+        "fsspec",
+        "s3fs",
+        "gcsfs",
+        "requests",
+        "google",
+        "tensorflow_serving",
     }
 
 
@@ -152,6 +158,12 @@ print("ok")
 
 def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
     ignore = (IMAGE_DIR / "Dockerfile.dockerignore").read_text()
-    for copied in ("pyproject.toml", "README.md", "operator/modelserve", "serving-image/requirements.txt",
-                   "serving-image/requirements-protos.txt", "serving-image/modelserve_serving"):
+    for copied in (
+        "pyproject.toml",
+        "README.md",
+        "operator/modelserve",
+        "serving-image/requirements.txt",
+        "serving-image/requirements-protos.txt",
+        "serving-image/modelserve_serving",
+    ):
         assert f"!{copied}" in ignore

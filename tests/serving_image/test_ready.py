@@ -109,12 +109,17 @@ def test_cli_exit_codes_and_output(tmp_path: Path, stub: StatusStub) -> None:
         return subprocess.run(
             [sys.executable, "-m", "modelserve_serving", "ready", "--port", str(stub.port)],
             env={"MODELSERVE_CONFIG_DIR": str(config), "PATH": "/usr/bin:/bin"},
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     not_ready = run()
     assert (not_ready.returncode, not_ready.stdout) == (
-        contract.EXIT_NOT_READY, "model resnet: not ready: version 5: LOADING\n")
+        contract.EXIT_NOT_READY,
+        "model resnet: not ready: version 5: LOADING\n",
+    )
     stub.set("resnet", (5, "AVAILABLE"))
     ready = run()
     assert (ready.returncode, ready.stdout) == (contract.EXIT_OK, "model resnet: version(s) 5 AVAILABLE\n")
@@ -125,7 +130,10 @@ def test_unreadable_model_config_is_not_ready(tmp_path: Path, stub: StatusStub) 
     result = subprocess.run(
         [sys.executable, "-m", "modelserve_serving", "ready", "--port", str(stub.port)],
         env={"MODELSERVE_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == contract.EXIT_NOT_READY
     assert result.stdout.startswith("not ready: model config")

@@ -79,8 +79,11 @@ def test_monitoring_flag_is_left_out_when_no_monitoring_config_is_mounted(config
 
 
 def test_settings_from_env(config_dir: Path) -> None:
-    env = {contract.ENV_CONFIG_DIR: str(config_dir), contract.ENV_ENABLE_BATCHING: "false",
-           contract.ENV_ENABLE_WARMUP: "True"}
+    env = {
+        contract.ENV_CONFIG_DIR: str(config_dir),
+        contract.ENV_ENABLE_BATCHING: "false",
+        contract.ENV_ENABLE_WARMUP: "True",
+    }
     settings = settings_from_env(env, ["--file_system_poll_wait_seconds=5"])
     assert settings == ServeSettings(config_dir, False, True, ("--file_system_poll_wait_seconds=5",))
     with pytest.raises(UsageError, match="must be true or false"):
@@ -147,12 +150,27 @@ def _serve(tmp_path: Path, config_dir: Path, *extra: str) -> tuple[subprocess.Po
     fake.write_text(f"#!{sys.executable}\n{FAKE_SERVER}")
     fake.chmod(0o755)
     termination = tmp_path / "termination-log"
-    env = {**os.environ, contract.ENV_CONFIG_DIR: str(config_dir), "MODELSERVE_SERVER_BINARY": str(fake),
-           contract.ENV_ENABLE_BATCHING: "false", contract.ENV_ENABLE_WARMUP: "false"}
+    env = {
+        **os.environ,
+        contract.ENV_CONFIG_DIR: str(config_dir),
+        "MODELSERVE_SERVER_BINARY": str(fake),
+        contract.ENV_ENABLE_BATCHING: "false",
+        contract.ENV_ENABLE_WARMUP: "false",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelserve_serving", "--termination-message-path", str(termination),
-         "serve", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "modelserve_serving",
+            "--termination-message-path",
+            str(termination),
+            "serve",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     return proc, fake, termination
 

@@ -19,14 +19,16 @@ def test_gcs_first_fetch_downloads_only_the_served_version_then_follows_new_uplo
     for version, source in {1: 1, 2: 2, 3: 1}.items():
         gcs.upload(saved_model / str(source), f"gcs-sync/{version}")
     with CountingProxy(gcs.endpoint).running() as proxy:
-        proc = SyncProcess(tmp_path / "sync", f"gs://{BUCKET}/gcs-sync",
-                           {"STORAGE_EMULATOR_HOST": proxy.endpoint}, latest(1)).start()
+        proc = SyncProcess(
+            tmp_path / "sync", f"gs://{BUCKET}/gcs-sync", {"STORAGE_EMULATOR_HOST": proxy.endpoint}, latest(1)
+        ).start()
         try:
             proc.wait_for(lambda: proc.state().get("started") is True, what="the first sync")
             assert proc.versions() == ["3"]
             media = [r for r in proxy.snapshot() if "alt=media" in r.path]
-            assert media and all("gcs-sync%2F3%2F" in r.path or "gcs-sync/3/" in r.path for r in media), \
-                [r.path for r in media]
+            assert media and all("gcs-sync%2F3%2F" in r.path or "gcs-sync/3/" in r.path for r in media), [
+                r.path for r in media
+            ]
             served_bytes = sum(len(b) for b in tree_bytes(saved_model / "1").values())
             assert sum(r.body_bytes for r in media) == served_bytes
             gcs.upload(saved_model / "2", "gcs-sync/4")
@@ -44,8 +46,9 @@ def test_archive_is_downloaded_whole_but_only_served_versions_are_extracted(
     with tarfile.open(root / "affine.tar.gz", "w:gz") as tf:
         tf.add(saved_model, arcname="affine")
     with ArchiveServer(root).running() as server:
-        proc = SyncProcess(tmp_path / "sync", f"{server.endpoint}/affine.tar.gz", {}, specific(2),
-                           poll_seconds=0.5).start()
+        proc = SyncProcess(
+            tmp_path / "sync", f"{server.endpoint}/affine.tar.gz", {}, specific(2), poll_seconds=0.5
+        ).start()
         try:
             proc.wait_for(lambda: proc.state().get("started") is True, what="the first sync")
             assert proc.versions() == ["2"]

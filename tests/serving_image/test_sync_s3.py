@@ -33,10 +33,16 @@ def proxy(s3: S3Store) -> CountingProxy:
         yield p
 
 
-def sync(tmp_path: Path, s3: S3Store, proxy: CountingProxy, prefix: str, config: str | None,
-         **kw: object) -> SyncProcess:
-    return SyncProcess(tmp_path / "sync", f"s3://{BUCKET}/{prefix}",
-                       s3_creds(s3, AWS_ENDPOINT_URL=proxy.endpoint), config, **kw)  # type: ignore[arg-type]
+def sync(
+    tmp_path: Path, s3: S3Store, proxy: CountingProxy, prefix: str, config: str | None, **kw: object
+) -> SyncProcess:
+    return SyncProcess(
+        tmp_path / "sync",
+        f"s3://{BUCKET}/{prefix}",
+        s3_creds(s3, AWS_ENDPOINT_URL=proxy.endpoint),
+        config,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_first_fetch_downloads_only_the_served_version(
@@ -49,8 +55,14 @@ def test_first_fetch_downloads_only_the_served_version(
         proc.wait_for(lambda: proc.state().get("started") is True, what="the first sync")
         assert proc.versions() == ["3"]
         assert call_saved_model(proc.model / "3", [1.0]) == [3.0]
-        gets = [r for r in proxy.snapshot() if r.method == "GET" and "list-type" not in r.path
-                and "delimiter" not in r.path and "prefix=" not in r.path]
+        gets = [
+            r
+            for r in proxy.snapshot()
+            if r.method == "GET"
+            and "list-type" not in r.path
+            and "delimiter" not in r.path
+            and "prefix=" not in r.path
+        ]
         # Object downloads touched version 3 only, and moved exactly its bytes.
         assert gets and all("/only/3/" in r.path for r in gets), [r.path for r in gets]
         assert sum(r.body_bytes for r in gets) == version_bytes(saved_model, 1)
@@ -127,8 +139,9 @@ def test_store_outage_keeps_serving_backs_off_and_recovers(
     try:
         proc.wait_for(lambda: proc.state().get("complete") is True, what="the first sync")
         proxy.down = True
-        proc.wait_for(lambda: proc.state().get("consecutive_failures", 0) >= 2, timeout=120,
-                      what="two failed polls")
+        proc.wait_for(
+            lambda: proc.state().get("consecutive_failures", 0) >= 2, timeout=120, what="two failed polls"
+        )
         state = proc.state()
         assert state["degraded"] is True and state["started"] is True
         assert proc.versions() == ["1"]  # what is on disk stays served
@@ -146,8 +159,9 @@ def test_cache_mode_exits_with_the_reason_when_the_store_is_unreachable(
     s3: S3Store, saved_model: Path, proxy: CountingProxy, tmp_path: Path
 ) -> None:
     upload_versions(s3, saved_model, "cache-outage", {1: 1})
-    proc = sync(tmp_path, s3, proxy, "cache-outage", latest(1), poll_seconds=0.5,
-                mode=contract.SYNC_MODE_CACHE).start()
+    proc = sync(
+        tmp_path, s3, proxy, "cache-outage", latest(1), poll_seconds=0.5, mode=contract.SYNC_MODE_CACHE
+    ).start()
     try:
         proc.wait_for(lambda: proc.state().get("complete") is True, what="the first sync")
         proxy.down = True
@@ -155,8 +169,9 @@ def test_cache_mode_exits_with_the_reason_when_the_store_is_unreachable(
         assert "s3://models/cache-outage" in proc.termination.read_text()
         assert proc.versions() == ["1"]
         # Restarted by kubelet while the store is still out: the cache still serves the policy.
-        restarted = sync(tmp_path, s3, proxy, "cache-outage", latest(1), poll_seconds=0.5,
-                         mode=contract.SYNC_MODE_CACHE).start()
+        restarted = sync(
+            tmp_path, s3, proxy, "cache-outage", latest(1), poll_seconds=0.5, mode=contract.SYNC_MODE_CACHE
+        ).start()
         assert restarted.wait_exit(120) == contract.EXIT_SYNC_DEGRADED
         assert proc.versions() == ["1"]
     finally:
@@ -186,8 +201,9 @@ def test_refused_credentials_are_a_one_line_reason_and_rotation_is_picked_up_at_
     try:
         proc.wait_for(lambda: proc.versions() == ["1"], what="version 1")
         proc.write_creds(s3_creds(s3, AWS_ENDPOINT_URL=proxy.endpoint, AWS_SECRET_ACCESS_KEY="revoked"))
-        proc.wait_for(lambda: "access denied" in (proc.state().get("last_error") or ""),
-                      what="a refused poll")
+        proc.wait_for(
+            lambda: "access denied" in (proc.state().get("last_error") or ""), what="a refused poll"
+        )
         upload_versions(s3, saved_model, "rotate", {2: 2})
         proc.write_creds(s3_creds(s3, AWS_ENDPOINT_URL=proxy.endpoint))  # the rotated Secret
         proc.wait_for(lambda: "2" in proc.versions(), timeout=120, what="version 2 with the new key")
@@ -198,11 +214,14 @@ def test_refused_credentials_are_a_one_line_reason_and_rotation_is_picked_up_at_
 def test_sigkill_mid_download_publishes_nothing_and_the_next_start_cleans_staging(
     s3: S3Store, proxy: CountingProxy, tmp_path: Path
 ) -> None:
-    big = write_files(tmp_path / "big", {
-        "5/saved_model.pb": b"graph",
-        "5/variables/variables.data-00000-of-00001": bytes(range(256)) * (24 << 12),  # 24 MiB
-        "5/variables/variables.index": b"index",
-    })
+    big = write_files(
+        tmp_path / "big",
+        {
+            "5/saved_model.pb": b"graph",
+            "5/variables/variables.data-00000-of-00001": bytes(range(256)) * (24 << 12),  # 24 MiB
+            "5/variables/variables.index": b"index",
+        },
+    )
     s3.upload(big, "killed")
     proxy.throttle = 4 << 20  # 4 MiB/s: the download takes seconds
     proc = sync(tmp_path, s3, proxy, "killed", latest(1)).start()
@@ -230,17 +249,27 @@ def test_sigkill_mid_download_publishes_nothing_and_the_next_start_cleans_stagin
 
 
 def test_disk_full_is_a_one_line_reason(s3: S3Store, proxy: CountingProxy, tmp_path: Path) -> None:
-    big = write_files(tmp_path / "big", {
-        "1/saved_model.pb": b"graph",
-        "1/variables/variables.data-00000-of-00001": bytes(4 << 20),
-    })
+    big = write_files(
+        tmp_path / "big",
+        {
+            "1/saved_model.pb": b"graph",
+            "1/variables/variables.data-00000-of-00001": bytes(4 << 20),
+        },
+    )
     s3.upload(big, "full")
     root = tmp_path / "sync" / "models"
     root.mkdir(parents=True)
     # Its own mount namespace with a 1 MiB tmpfs as the model volume: a full disk, nothing mounted
     # on the host.
-    wrapper = ["unshare", "--mount", "--map-root-user", "sh", "-c",
-               f'mount -t tmpfs -o size=1m tmpfs "{root}" && exec "$@"', "sh"]
+    wrapper = [
+        "unshare",
+        "--mount",
+        "--map-root-user",
+        "sh",
+        "-c",
+        f'mount -t tmpfs -o size=1m tmpfs "{root}" && exec "$@"',
+        "sh",
+    ]
     proc = sync(tmp_path, s3, proxy, "full", latest(1), wrapper=wrapper).start()
     assert proc.wait_exit() == contract.EXIT_FETCH_FAILED, proc.log.read_text()
     reason = proc.termination.read_text()

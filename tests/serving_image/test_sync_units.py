@@ -34,7 +34,8 @@ def test_probe_verdicts(tmp_path: Path) -> None:
     ok, line = syncstate.verdict(syncstate.read(path), ready=True)
     assert not ok and "4 not on disk yet" in line
     assert syncstate.verdict(syncstate.read(path), ready=False)[0] is True
-    syncstate.write(path, syncstate.State(started=True, degraded=True, present=[3],
-                                          last_error="s3://b/m: down"))
+    syncstate.write(
+        path, syncstate.State(started=True, degraded=True, present=[3], last_error="s3://b/m: down")
+    )
     ok, line = syncstate.verdict(syncstate.read(path), ready=True)
     assert not ok and "s3://b/m: down" in line

@@ -24,6 +24,8 @@ ORDER = [
     ("apps/v1", "Deployment", "resnet"),
     ("policy/v1", "PodDisruptionBudget", "resnet"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "resnet"),
+    ("keda.sh/v1alpha1", "ScaledObject", "resnet"),
+    ("discovery.k8s.io/v1", "EndpointSlice", "resnet-activator"),
     ("monitoring.coreos.com/v1", "ServiceMonitor", "resnet"),
 ]
 
@@ -42,7 +44,10 @@ def test_all_children_in_apply_order() -> None:
     )
     children = desired_children(md, Settings())
     assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
-    for child in children:
+    # CPU only: a plain HPA, no ScaledObject (one engine at a time).
+    # (the activator route is built by the reconciler from live state, never here).
+    assert [c.kind for c in children if not c.present] == ["ScaledObject", "EndpointSlice"]
+    for child in (c for c in children if c.present):
         assert child.present
         assert child.manifest is not None
         assert (child.manifest["apiVersion"], child.manifest["kind"]) == (child.api_version, child.kind)
@@ -54,11 +59,29 @@ def test_all_children_in_apply_order() -> None:
 def test_disabled_children_are_listed_as_absent() -> None:
     children = desired_children(make(), Settings())
     assert [(c.api_version, c.kind, c.name) for c in children] == ORDER
-    assert [c.present for c in children] == [True, True, False, False, False, True, False, False, False]
+    assert [c.present for c in children] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
     assert children[2].manifest is None
     assert children[3].manifest is None and children[4].manifest is None  # no cache
     assert children[6].manifest is None  # one replica: no budget
     assert children[7].manifest is None
+
+
+def test_a_load_target_switches_the_engine_to_keda() -> None:
+    md = make(autoscaling={"maxReplicas": 3, "targetRequestsPerSecond": 20})
+    present = {c.kind for c in desired_children(md, Settings()) if c.present}
+    assert "ScaledObject" in present and "HorizontalPodAutoscaler" not in present
 
 
 def test_child_is_frozen() -> None:

@@ -114,8 +114,13 @@ def test_images_cpu_gpu_and_override() -> None:
 
 
 def test_sync_sidecar_contract() -> None:
-    c = fetch(build(model={"storageUri": "gs://models/resnet", "name": "rn", "pollSeconds": 120},
-                    gpu={"count": 2}, resources={"requests": {"cpu": "8", "memory": "64Gi"}}))
+    c = fetch(
+        build(
+            model={"storageUri": "gs://models/resnet", "name": "rn", "pollSeconds": 120},
+            gpu={"count": 2},
+            resources={"requests": {"cpu": "8", "memory": "64Gi"}},
+        )
+    )
     assert c["command"] == [contract.EXECUTABLE, contract.CMD_SYNC]
     # A native sidecar: up before TF Serving, which starts once the startup probe passes.
     assert c["restartPolicy"] == "Always"

@@ -328,6 +328,7 @@ def test_resync_keeps_the_newest_body_and_enqueues_every_listed_key() -> None:
     assert kube.calls == [
         ("list", "ModelDeployment", "ml"),
         ("has_resource", "monitoring.coreos.com/v1", "servicemonitors"),
+        ("has_resource", "keda.sh/v1alpha1", "scaledobjects"),
     ]
     assert body_of(controller, A)["metadata"]["resourceVersion"] == "10"  # the watch's is newer
     assert body_of(controller, B) == {**md("bert", rv="30")}

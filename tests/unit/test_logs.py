@@ -62,8 +62,11 @@ def test_a_plain_line_has_no_object_fields_and_a_traceback_under_exception(captu
 def test_kopf_object_lines_are_mapped_to_the_same_fields(captured: io.StringIO) -> None:
     logging.getLogger("kopf.objects").warning(
         "handler failed",
-        extra={"k8s_ref": {"namespace": "ml", "name": "bert", "uid": "u"}, "k8s_skip": False,
-               "settings": object()},
+        extra={
+            "k8s_ref": {"namespace": "ml", "name": "bert", "uid": "u"},
+            "k8s_skip": False,
+            "settings": object(),
+        },
     )
     [entry] = lines(captured)
     assert (entry["namespace"], entry["name"]) == ("ml", "bert")

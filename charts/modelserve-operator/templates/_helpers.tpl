@@ -92,6 +92,15 @@ Rendered into the ClusterRole (cluster-wide mode) or into one Role per watched n
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
+# KEDA ScaledObjects for load targets and scale to zero (KEDA owns the HPA it creates).
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [get, list, watch, create, patch, delete]
+# The EndpointSlice routing a model at zero to the activator; the activator's own slices are read
+# for its addresses.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch, create, patch, delete]
 # Pods are only read: their scheduling and container states explain a Deployment that is not ready.
 - apiGroups: [""]
   resources: [pods]

@@ -64,6 +64,18 @@ class ModelDeploymentSpec(_Model):
                 "(the default) for more replicas or autoscaling",
                 field_path=".model.cache.accessMode",
             ),
+            # CPU utilisation says little about GPU inference (the GPU saturates first): refused
+            # rather than defaulted, because a CRD cannot warn at apply and a status note is missed.
+            cel(
+                "!has(self.gpu) || !has(self.autoscaling) || has(self.autoscaling.targetCPUUtilization) "
+                "|| has(self.autoscaling.targetMemoryUtilization) || has(self.autoscaling.metrics) "
+                "|| has(self.autoscaling.targetRequestsPerSecond) || has(self.autoscaling.targetLatency) "
+                "|| has(self.autoscaling.prometheus)",
+                "spec.autoscaling of a GPU model needs an explicit target: CPU utilisation does not "
+                "track GPU inference load; set autoscaling.targetRequestsPerSecond (or targetLatency, "
+                "prometheus, or targetCPUUtilization to scale on CPU after all)",
+                field_path=".autoscaling",
+            ),
         )
     )
 

@@ -24,8 +24,42 @@ from modelserve.api.base import (
 # --- scale -----------------------------------------------------------------------------------------
 
 
+class LatencyTarget(_Model):
+    """A latency percentile computed from TF Serving's request_latency histogram
+    (:tensorflow:serving:request_latency_bucket) across all replicas."""
+
+    percentile: Literal[50, 90, 95, 99] = 99
+    """Which percentile: 50, 90, 95 or 99."""
+    milliseconds: Annotated[int, Field(ge=1, le=600000)]
+    """Latency to hold the percentile at, in milliseconds; replicas are added while it is above."""
+
+
+class PrometheusTarget(_Model):
+    """A PromQL query whose result is held at a target (KEDA's prometheus scaler)."""
+
+    # The schema's fractional minimum is not enough: the API server checks a whole-number value
+    # against the minimum truncated to an integer (0 passes `minimum: 0.001`).
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel("self.target >= 0.001", "prometheus[].target must be greater than 0", field_path=".target")
+        )
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$")]
+    """Names the metric in the autoscaler (lowercase letters, digits and '-')."""
+    query: Annotated[str, Field(min_length=1, max_length=4096)]
+    """A PromQL expression returning one sample, for example
+    sum(rate(my_queue_depth{model="resnet"}[1m]))."""
+    target: Annotated[float, Field(ge=0.001, le=1e9)]
+    """The value to hold the query at."""
+    target_type: Literal["AverageValue", "Value"] = "AverageValue"
+    """AverageValue: the target is per replica (the query is a total, like a request rate);
+    Value: the query's value itself is held at the target (like a latency)."""
+
+
 class Autoscaling(_Model):
-    """A HorizontalPodAutoscaler (autoscaling/v2) owning the replica count."""
+    """Replicas follow CPU or memory (a HorizontalPodAutoscaler), or serving load and scale to zero
+    (a KEDA ScaledObject, which owns the HPA it creates). See docs/autoscaling.md."""
 
     model_config = ConfigDict(
         json_schema_extra=rules(
@@ -33,24 +67,78 @@ class Autoscaling(_Model):
                 "self.minReplicas <= self.maxReplicas",
                 "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
                 field_path=".minReplicas",
-            )
+            ),
+            cel(
+                "!has(self.targetRequestsPerSecond) || self.targetRequestsPerSecond >= 0.01",
+                "autoscaling.targetRequestsPerSecond must be greater than 0 (at least 0.01 per replica)",
+                field_path=".targetRequestsPerSecond",
+            ),
+            cel(
+                "self.minReplicas != 0 || has(self.idleWindow)",
+                "autoscaling.idleWindow is required with minReplicas: 0: how long a model must go "
+                "without requests before it scales to zero, for example 5m",
+                field_path=".idleWindow",
+            ),
+            cel(
+                "self.minReplicas != 0 || has(self.targetRequestsPerSecond) || has(self.targetLatency) "
+                "|| has(self.prometheus)",
+                "autoscaling.minReplicas: 0 needs a load target (targetRequestsPerSecond, targetLatency "
+                "or prometheus): CPU and memory cannot tell that a model is idle",
+                field_path=".minReplicas",
+            ),
+            cel(
+                "!has(self.metrics) || !(self.minReplicas == 0 || has(self.targetRequestsPerSecond) "
+                "|| has(self.targetLatency) || has(self.prometheus))",
+                "autoscaling.metrics (raw HPA MetricSpecs) cannot be combined with load targets or "
+                "minReplicas: 0 (those run on KEDA); express them as autoscaling.prometheus queries",
+                field_path=".metrics",
+            ),
+            cel(
+                "!has(self.idleWindow) || (duration(self.idleWindow) >= duration('10s') "
+                "&& duration(self.idleWindow) <= duration('24h'))",
+                "autoscaling.idleWindow must be between 10s and 24h",
+                field_path=".idleWindow",
+            ),
         )
     )
 
-    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
-    """Fewest replicas."""
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Fewest replicas; 0 scales the model to zero after idleWindow without requests (needs a load
+    target and KEDA; the activator holds the first request while a replica starts)."""
     max_replicas: Annotated[int, Field(ge=1, le=1000)]
     """Most replicas."""
     target_cpu_utilization: Annotated[int | None, Field(ge=1, le=100, alias="targetCPUUtilization")] = None
-    """Average CPU utilization to aim for, percent of requests. Defaults to 80 when no target is set."""
+    """Average CPU utilization to aim for, percent of requests. Defaults to 80 when no target is set
+    (not for GPU models, which must name a target)."""
     target_memory_utilization: Annotated[int | None, Field(ge=1, le=100)] = None
     """Average memory utilization to aim for, percent of requests."""
+    target_requests_per_second: Annotated[float | None, Field(ge=0.01, le=1000000)] = None
+    """Requests per second per replica to aim for, from TF Serving's
+    :tensorflow:serving:request_count (needs Prometheus scraping the model and KEDA)."""
+    target_latency: LatencyTarget | None = None
+    """A latency percentile to hold, from TF Serving's request_latency histogram (needs Prometheus
+    and KEDA)."""
+    prometheus: Annotated[list[PrometheusTarget] | None, Field(min_length=1, max_length=4)] = None
+    """Custom PromQL queries with targets (needs Prometheus and KEDA)."""
+    idle_window: Annotated[str | None, Field(max_length=16, pattern=DURATION)] = None
+    """With minReplicas: 0, how long without requests before scaling to zero, for example 5m
+    (KEDA's cooldownPeriod); 10s to 24h."""
     metrics: Annotated[
         list[Annotated[dict[str, Any], Field(json_schema_extra=PRESERVE)]] | None, Field(max_length=16)
     ] = None
-    """Further HPA v2 MetricSpecs, passed through unchanged."""
+    """Further HPA v2 MetricSpecs, passed through unchanged (plain HPA only)."""
     behavior: Annotated[dict[str, Any] | None, Field(json_schema_extra=PRESERVE)] = None
-    """HPA v2 scaling behavior, passed through unchanged."""
+    """HPA v2 scaling behavior, passed through unchanged (also to the HPA KEDA creates)."""
+
+    @property
+    def load_targets(self) -> bool:
+        """Whether any target needs Prometheus (and so KEDA)."""
+        return bool(self.target_requests_per_second or self.target_latency or self.prometheus)
+
+    @property
+    def uses_keda(self) -> bool:
+        """Load targets and scale to zero run on KEDA; CPU/memory alone keep a plain HPA."""
+        return self.load_targets or self.min_replicas == 0
 
 
 # --- resources and scheduling ----------------------------------------------------------------------

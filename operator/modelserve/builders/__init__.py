@@ -15,6 +15,7 @@ from modelserve import api, naming
 from modelserve.builders.configmap import build_config_map
 from modelserve.builders.deployment import build_deployment
 from modelserve.builders.hpa import build_hpa
+from modelserve.builders.keda import build_scaled_object
 from modelserve.builders.model_cache import build_model_cache_claim, build_model_sync_deployment
 from modelserve.builders.networkpolicy import build_network_policy
 from modelserve.builders.pdb import build_pdb
@@ -43,6 +44,14 @@ class Child:
 
 _Builder = Callable[[api.ModelDeployment, Settings], Manifest | None]
 MODEL_SYNC_ROLE: Final = "ModelSyncDeployment"
+ACTIVATOR_ROUTE_ROLE: Final = "ActivatorRoute"
+
+
+def activator_route_placeholder(md: api.ModelDeployment, settings: Settings) -> Manifest | None:
+    """The activator's EndpointSlice depends on live state (the model's ready pods, the activator's
+    addresses): the reconciler builds it with activator_route.build_activator_slice, not here."""
+    del md, settings
+    return None
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,19 @@ CHILD_KINDS: Final[tuple[ChildKind, ...]] = (
     ChildKind(
         "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", naming.hpa_name, build_hpa
     ),
+    # Load targets and scale to zero: KEDA's ScaledObject instead of the HPA (one engine at a time).
+    ChildKind(
+        "keda.sh/v1alpha1", "ScaledObject", "scaledobjects", naming.scaled_object_name, build_scaled_object
+    ),
+    # While a scale-to-zero model has no ready pod: its Service's route to the activator.
+    ChildKind(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        "endpointslices",
+        naming.activator_slice_name,
+        activator_route_placeholder,
+        role=ACTIVATOR_ROUTE_ROLE,
+    ),
     ChildKind(
         "monitoring.coreos.com/v1",
         "ServiceMonitor",
@@ -131,6 +153,7 @@ def desired_children(md: api.ModelDeployment, settings: Settings) -> list[Child]
 
 
 __all__ = [
+    "ACTIVATOR_ROUTE_ROLE",
     "CHILD_KINDS",
     "MODEL_SYNC_ROLE",
     "Child",
@@ -143,6 +166,7 @@ __all__ = [
     "build_model_sync_deployment",
     "build_network_policy",
     "build_pdb",
+    "build_scaled_object",
     "build_service",
     "build_service_monitor",
     "desired_children",

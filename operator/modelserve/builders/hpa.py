@@ -33,11 +33,12 @@ def hpa_metrics(autoscaling: api.Autoscaling) -> list[dict[str, Any]]:
 
 
 def build_hpa(md: api.ModelDeployment, settings: Settings) -> dict[str, Any] | None:
-    """None (absent) without autoscaling. Kept while suspended: the HPA controller leaves a target
-    at zero replicas alone ("scaling is disabled"), so suspend keeps its uid and history."""
+    """None (absent) without autoscaling, and when KEDA owns the scaling (load targets, scale to
+    zero: keda.py). Kept while suspended: the HPA controller leaves a target at zero replicas alone
+    ("scaling is disabled"), so suspend keeps its uid and history."""
     del settings  # same signature as every builder
     autoscaling = md.spec.autoscaling
-    if autoscaling is None:
+    if autoscaling is None or autoscaling.uses_keda:
         return None
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": naming.deployment_name(md)},

@@ -1,0 +1,172 @@
+"""The watches that feed the activator's registry: ModelDeployments that scale to zero, their
+Services (cluster IPs) and their pods (ready addresses). Each runs in a thread of its own (the
+Kubernetes client blocks) and hands every change to the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from modelserve import api, naming
+from modelserve.activator.state import WAKE_ANNOTATION, Registry
+
+log = logging.getLogger(__name__)
+
+MANAGED: Final = f"{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY}"
+WATCH_SECONDS: Final = 300
+RETRY_SECONDS: Final = 2.0
+
+Obj = dict[str, Any]
+
+
+def _condition(obj: Obj, type_: str) -> Obj:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), {})
+
+
+def status_note(md: Obj) -> str:
+    """Why the model does not serve, in the words of its status (for a 503 body)."""
+    for type_ in ("DeploymentReady", "Ready"):
+        cond = _condition(md, type_)
+        if cond.get("status") == "False":
+            return f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
+    return ""
+
+
+def scales_to_zero(md: Obj) -> bool:
+    autoscaling = (md.get("spec") or {}).get("autoscaling") or {}
+    return bool(autoscaling.get("minReplicas", 1) == 0)
+
+
+def pod_ip_if_ready(pod: Obj) -> str | None:
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    if meta.get("deletionTimestamp") or _condition(pod, "Ready").get("status") != "True":
+        return None
+    return status.get("podIP") or None
+
+
+class Watches:
+    def __init__(self, api_client: client.ApiClient, registry: Registry, loop: asyncio.AbstractEventLoop):
+        self.registry = registry
+        self.loop = loop
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.stop = threading.Event()
+        self.synced = threading.Event()
+        self._synced: set[str] = set()
+        self._threads: list[threading.Thread] = []
+
+    # --- event handlers (run on the loop) --------------------------------------------------------
+
+    def _on_model(self, event: str, md: Obj) -> None:
+        meta = md.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        if event == "DELETED" or not scales_to_zero(md):
+            self.registry.remove_model(ns, name)
+            return
+        stamp = (meta.get("annotations") or {}).get(WAKE_ANNOTATION)
+        try:
+            wake = float(stamp) if stamp else None
+        except ValueError:
+            wake = None
+        model_name = ((md.get("spec") or {}).get("model") or {}).get("name") or name
+        self.registry.upsert_model(ns, name, model_name, status_note(md), wake)
+
+    def _on_service(self, event: str, svc: Obj) -> None:
+        meta = svc.get("metadata") or {}
+        ip = None if event == "DELETED" else (svc.get("spec") or {}).get("clusterIP")
+        self.registry.set_service_ip(meta.get("namespace", ""), meta.get("name", ""), ip)
+
+    def _on_pod(self, event: str, pod: Obj) -> None:
+        meta = pod.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(naming.SELECTOR_LABEL)
+        if owner:
+            ip = None if event == "DELETED" else pod_ip_if_ready(pod)
+            self.registry.set_pod(meta.get("namespace", ""), owner, meta.get("name", ""), ip)
+
+    # --- threads ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sources: list[tuple[str, Callable[..., Any], dict[str, Any], Callable[[str, Obj], None]]] = [
+            (
+                "modeldeployments",
+                self.custom.list_cluster_custom_object,
+                {"group": api.GROUP, "version": api.VERSION, "plural": api.PLURAL},
+                self._on_model,
+            ),
+            (
+                "services",
+                self.core.list_service_for_all_namespaces,
+                {"label_selector": MANAGED},
+                self._on_service,
+            ),
+            ("pods", self.core.list_pod_for_all_namespaces, {"label_selector": MANAGED}, self._on_pod),
+        ]
+        for what, list_fn, kwargs, handler in sources:
+            thread = threading.Thread(
+                target=self._run, args=(what, list_fn, kwargs, handler), name=f"watch-{what}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _deliver(self, handler: Callable[[str, Obj], None], event: str, obj: Obj) -> None:
+        self.loop.call_soon_threadsafe(handler, event, obj)
+
+    def _mark_synced(self, what: str) -> None:
+        self._synced.add(what)
+        if len(self._synced) == 3:
+            self.loop.call_soon_threadsafe(self.synced.set)
+
+    def _run(
+        self,
+        what: str,
+        list_fn: Callable[..., Any],
+        kwargs: dict[str, Any],
+        handler: Callable[[str, Obj], None],
+    ) -> None:
+        while not self.stop.is_set():
+            try:
+                response = list_fn(**kwargs, _preload_content=False)
+                listed = json.loads(response.data)
+                version = listed["metadata"]["resourceVersion"]
+                for item in listed.get("items") or []:
+                    self._deliver(handler, "ADDED", item)
+                self._mark_synced(what)
+                while not self.stop.is_set():
+                    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                        list_fn, **kwargs, resource_version=version, timeout_seconds=WATCH_SECONDS
+                    )
+                    for event in stream:
+                        obj = event["raw_object"]
+                        version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            self._deliver(handler, event["type"], obj)
+                        if self.stop.is_set():
+                            break
+            except ApiException as exc:
+                if exc.status != 410:  # 410 Gone: the version expired, list again
+                    log.warning("watch of %s failed: %s %s", what, exc.status, exc.reason)
+                    time.sleep(RETRY_SECONDS)
+            except Exception as exc:  # the API server restarts, connections drop: list again
+                log.warning("watch of %s failed: %r", what, exc)
+                time.sleep(RETRY_SECONDS)
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def request_wake(self, namespace: str, name: str) -> None:
+        """Tells every activator replica (and so the one KEDA asks) that this model is wanted."""
+        body = {"metadata": {"annotations": {WAKE_ANNOTATION: f"{time.time():.3f}"}}}
+        try:
+            self.custom.patch_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body
+            )
+        except ApiException as exc:
+            log.warning("could not annotate %s/%s for a wake: %s %s", namespace, name, exc.status, exc.reason)
