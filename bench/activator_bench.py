@@ -198,7 +198,7 @@ def main() -> int:
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
     workdir = REPO / "bench" / "results" / "activator-run"
-    activator = start_activator(cluster, workdir, hold_timeout=60, queue_size=1000)
+    activator = start_activator(cluster, workdir, namespace=namespace, hold_timeout=60, queue_size=1000)
     # TF Serving stand-ins already listening on every address kwok may give the pods (the loopback
     # node's pool), so a wake measures the activator, not a stand-in starting late.
     fleet = StubFleet()

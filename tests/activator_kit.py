@@ -106,7 +106,13 @@ class Activator:
 
 
 def start_activator(
-    cluster: Cluster, workdir: Path, *, hold_timeout: float = 30, queue_size: int = 100, scaler_port: int = 0
+    cluster: Cluster,
+    workdir: Path,
+    *,
+    namespace: str,
+    hold_timeout: float = 30,
+    queue_size: int = 100,
+    scaler_port: int = 0,
 ) -> Activator:
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"activator-{len(list(workdir.glob('activator-*.log')))}.log"
@@ -124,6 +130,7 @@ def start_activator(
             f"--kubeconfig={cluster.kubeconfig}",
             f"--hold-timeout={hold_timeout}",
             f"--queue-size={queue_size}",
+            f"--namespace={namespace}",
             "--retry-after=3",
         ],
         stdout=subprocess.PIPE,

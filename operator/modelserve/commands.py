@@ -134,6 +134,11 @@ def configure_activator(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scaler-port", type=int, default=9091, help="KEDA external scaler (gRPC) port")
     parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics and /healthz port")
     parser.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then KUBECONFIG)")
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE", "modelserve-system"),
+        help="the activator's namespace, where replicas share wakes as Leases (default: POD_NAMESPACE)",
+    )
     parser.add_argument("--hold-timeout", type=float, default=60.0, help="seconds a request waits for a pod")
     parser.add_argument("--queue-size", type=int, default=100, help="requests held per model at most")
     parser.add_argument("--retry-after", type=int, default=10, help="Retry-After of a 503, seconds")
@@ -159,6 +164,7 @@ def activator(args: argparse.Namespace) -> int:
         scaler_port=args.scaler_port,
         metrics_port=args.metrics_port,
         kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
         options=options,
     )
     return main(config)

@@ -26,8 +26,17 @@ VALUES_FILES = [*sorted(VALUES.glob("*.yaml")), CHART / "values-openshift.yaml"]
 INVALID_FILES = sorted(INVALID_VALUES.glob("*.yaml"))
 
 
-def _render(cluster: Cluster, namespace: str, *args: str) -> list[dict[str, Any]]:
-    return documents(helm(cluster, "template", "rel", str(CHART), "--namespace", namespace, *args).stdout)
+def _render(cluster: Cluster, namespace: str, *args: str, activator: bool = False) -> list[dict[str, Any]]:
+    """The chart's documents: the operator's (default) or the activator's (its own Deployment,
+    Service, ServiceAccount and RBAC, labelled app.kubernetes.io/component: activator)."""
+    docs = documents(helm(cluster, "template", "rel", str(CHART), "--namespace", namespace, *args).stdout)
+    return [d for d in docs if _is_activator(d) == activator]
+
+
+def _is_activator(doc: dict[str, Any]) -> bool:
+    return bool(
+        ((doc.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component") == "activator"
+    )
 
 
 def test_chart_crds_are_the_generated_crds() -> None:
@@ -319,3 +328,34 @@ def test_observability_pack_renders_behind_its_values(cluster: Cluster) -> None:
         cluster, "template", "rel", str(CHART), "--set", "metrics.networkPolicy.enabled=true", check=False
     )
     assert proc.returncode != 0 and "needs metrics.networkPolicy.from" in proc.stderr
+
+
+def test_the_activator_runs_two_replicas_and_only_reads_besides_its_wake_leases(cluster: Cluster) -> None:
+    docs = _render(cluster, "ops", activator=True)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][0] == "activator"
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "grpc": 8500,
+        "http": 8501,
+        "scaler": 9091,
+        "metrics": 9090,
+    }
+    assert [d["kind"] for d in docs if d["kind"] == "PodDisruptionBudget"] == ["PodDisruptionBudget"]
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert all(set(rule["verbs"]) == {"list", "watch"} for rule in cluster_role["rules"])
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["list", "watch", "create", "patch"],
+        }
+    ]
+    # The operator points scale-to-zero models' Services at this Service.
+    (operator,) = [d for d in _render(cluster, "ops") if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELSERVE_ACTIVATOR_SERVICE"] == service["metadata"]["name"]
+    assert env["MODELSERVE_ACTIVATOR_NAMESPACE"] == "ops"

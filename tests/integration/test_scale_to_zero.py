@@ -36,6 +36,7 @@ from activator_kit import (
 )
 from autoscaling_kit import (
     ACTIVATOR_ADDRESSES,
+    ACTIVATOR_NAMESPACE,
     activator_service,
     keda,  # noqa: F401  (fixture)
     operator_settings,
@@ -65,7 +66,10 @@ def activators(
     loopback_node(crds_installed)
     activator_service(crds_installed)
     workdir = tmp_path_factory.mktemp("activator")
-    running = [start_activator(crds_installed, workdir, hold_timeout=12) for _ in range(2)]
+    running = [
+        start_activator(crds_installed, workdir, namespace=ACTIVATOR_NAMESPACE, hold_timeout=12)
+        for _ in range(2)
+    ]
     yield running
     for activator in running:
         activator.stop()
@@ -184,7 +188,7 @@ def test_idle_model_reaches_zero_and_fifty_first_requests_wake_it_once(
     ):
         with concurrent.futures.ThreadPoolExecutor(max_workers=60) as pool:
             # Fifty REST requests on the replica KEDA does not talk to, five gRPC ones on the other:
-            # the second learns of the wake from the ModelDeployment's annotation.
+            # the second learns of the wake from the wake Lease.
             rest_calls = [pool.submit(rest, activators[1], namespace, "idle") for _ in range(50)]
             grpc_calls = [pool.submit(grpc_predict, activators[0], "idle") for _ in range(5)]
             codes = [f.result()[0] for f in rest_calls]
@@ -237,7 +241,7 @@ def test_queue_full_is_503_at_once_and_a_restart_fails_held_requests_fast(
     spec = {"model": MODEL, "gpu": {"count": 8}, "autoscaling": IDLE}
     apply(cluster, namespace, model_deployment("full", spec))
     wait_at_zero(cluster, namespace, "full")
-    small = start_activator(cluster, tmp_path, hold_timeout=60, queue_size=3)
+    small = start_activator(cluster, tmp_path, namespace=ACTIVATOR_NAMESPACE, hold_timeout=60, queue_size=3)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             held = [pool.submit(rest, small, namespace, "full") for _ in range(3)]
@@ -262,7 +266,7 @@ def test_queue_full_is_503_at_once_and_a_restart_fails_held_requests_fast(
         small.stop()
     # A new activator process serves later requests (this model cannot start: 503 after the hold,
     # with the cause; a model that can start is woken as in the first test).
-    again = start_activator(cluster, tmp_path, hold_timeout=5, queue_size=3)
+    again = start_activator(cluster, tmp_path, namespace=ACTIVATOR_NAMESPACE, hold_timeout=5, queue_size=3)
     try:
         status, _, body = rest(again, namespace, "full")
         assert status == 503 and "InsufficientGPU" in json.loads(body)["error"], body

@@ -7,8 +7,8 @@ builders/activator_route.py). The activator then
 1. holds each request in a bounded per-model queue (full: 503 at once),
 2. asks KEDA for a replica: it is KEDA's external scaler for the model (the `activator` trigger of
    the ScaledObject), answering "active" while it holds requests, so KEDA, the single writer of
-   replicas, scales 0 -> 1; another activator replica that holds requests says so through an
-   annotation on the ModelDeployment, which every replica watches,
+   replicas, scales 0 -> 1; another activator replica that holds requests says so through a Lease
+   in the activator's namespace, which every replica watches (it never writes users' objects),
 3. forwards the held requests to the first ready pod (its own address, never the Service, which may
    still point at the activator) and keeps forwarding until the operator hands the Service back,
 4. answers 503 with Retry-After when no pod becomes ready within the hold timeout, naming the cause

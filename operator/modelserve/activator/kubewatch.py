@@ -10,13 +10,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from modelserve import api, naming
-from modelserve.activator.state import WAKE_ANNOTATION, Registry
+from modelserve.activator.state import WAKE_LABEL, WAKE_NAME_ANNOTATION, WAKE_NAMESPACE_ANNOTATION, Registry
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,16 @@ def pod_ip_if_ready(pod: Obj) -> str | None:
 
 
 class Watches:
-    def __init__(self, api_client: client.ApiClient, registry: Registry, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        registry: Registry,
+        loop: asyncio.AbstractEventLoop,
+        namespace: str,
+    ):
         self.registry = registry
+        self.namespace = namespace
+        self.coordination = client.CoordinationV1Api(api_client)
         self.loop = loop
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -72,13 +81,20 @@ class Watches:
         if event == "DELETED" or not scales_to_zero(md):
             self.registry.remove_model(ns, name)
             return
-        stamp = (meta.get("annotations") or {}).get(WAKE_ANNOTATION)
-        try:
-            wake = float(stamp) if stamp else None
-        except ValueError:
-            wake = None
         model_name = ((md.get("spec") or {}).get("model") or {}).get("name") or name
-        self.registry.upsert_model(ns, name, model_name, status_note(md), wake)
+        self.registry.upsert_model(ns, name, model_name, status_note(md))
+
+    def _on_lease(self, event: str, lease: Obj) -> None:
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        ns, name = annotations.get(WAKE_NAMESPACE_ANNOTATION), annotations.get(WAKE_NAME_ANNOTATION)
+        renewed = (lease.get("spec") or {}).get("renewTime")
+        if event == "DELETED" or not ns or not name or not renewed:
+            return
+        try:
+            at = datetime.fromisoformat(renewed.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return
+        self.registry.set_wake(ns, name, at)
 
     def _on_service(self, event: str, svc: Obj) -> None:
         meta = svc.get("metadata") or {}
@@ -109,6 +125,12 @@ class Watches:
                 self._on_service,
             ),
             ("pods", self.core.list_pod_for_all_namespaces, {"label_selector": MANAGED}, self._on_pod),
+            (
+                "leases",
+                self.coordination.list_namespaced_lease,
+                {"namespace": self.namespace, "label_selector": f"{WAKE_LABEL}=true"},
+                self._on_lease,
+            ),
         ]
         for what, list_fn, kwargs, handler in sources:
             thread = threading.Thread(
@@ -122,7 +144,7 @@ class Watches:
 
     def _mark_synced(self, what: str) -> None:
         self._synced.add(what)
-        if len(self._synced) == 3:
+        if len(self._synced) == 4:
             self.loop.call_soon_threadsafe(self.synced.set)
 
     def _run(
@@ -162,11 +184,28 @@ class Watches:
     # --- writes ----------------------------------------------------------------------------------
 
     def request_wake(self, namespace: str, name: str) -> None:
-        """Tells every activator replica (and so the one KEDA asks) that this model is wanted."""
-        body = {"metadata": {"annotations": {WAKE_ANNOTATION: f"{time.time():.3f}"}}}
+        """Tells every activator replica (and so the one KEDA asks) that this model is wanted: a Lease
+        in the activator's own namespace, applied (created or renewed) in one request."""
+        lease = f"wake-{namespace}.{name}"[:253]
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": lease,
+                "namespace": self.namespace,
+                "labels": {WAKE_LABEL: "true"},
+                "annotations": {WAKE_NAMESPACE_ANNOTATION: namespace, WAKE_NAME_ANNOTATION: name},
+            },
+            "spec": {"renewTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+        }
         try:
-            self.custom.patch_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name, body
+            self.coordination.patch_namespaced_lease(
+                lease,
+                self.namespace,
+                body,
+                field_manager="modelserve-activator",
+                force=True,
+                _content_type="application/apply-patch+yaml",
             )
         except ApiException as exc:
-            log.warning("could not annotate %s/%s for a wake: %s %s", namespace, name, exc.status, exc.reason)
+            log.warning("could not record a wake of %s/%s: %s %s", namespace, name, exc.status, exc.reason)

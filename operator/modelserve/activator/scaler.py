@@ -3,7 +3,7 @@ scale-to-zero model's ScaledObject, type external-push).
 
 KEDA keeps a StreamIsActive call open per ScaledObject and asks IsActive whenever it evaluates
 the triggers; the activator answers "active" while requests for the model are held (here or, via
-the wake annotation, by another replica). A push on the stream makes KEDA act at once instead of at
+the wake Lease, by another replica). A push on the stream makes KEDA act at once instead of at
 its next polling interval, so the scale from 0 to 1 starts within milliseconds of the first held
 request. GetMetrics reports the held requests against a target of one queue per replica, so the
 trigger never asks for more than the queue needs; the load triggers do the real scaling.

@@ -30,6 +30,8 @@ class Config:
     scaler_port: int = 9091
     metrics_port: int = 9090
     kubeconfig: str | None = None
+    # Where the wake Leases live: the activator's own namespace.
+    namespace: str = "modelserve-system"
     options: Options = field(default_factory=Options)
 
 
@@ -61,12 +63,12 @@ async def _grpc(handler: grpc.GenericRpcHandler, bind: str, port: int) -> tuple[
 async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     registry = Registry()
-    watches = Watches(load_api_client(config.kubeconfig), registry, loop)
+    watches = Watches(load_api_client(config.kubeconfig), registry, loop, config.namespace)
     scaler = Scaler(registry, hold_seconds=config.options.hold_seconds, queue_size=config.options.queue_size)
 
     def wake(model: Model) -> None:
         scaler.notify(model)
-        if model.held > 0:  # the other replicas learn it from the ModelDeployment's annotation
+        if model.held > 0:  # the other replicas learn it from the wake Lease
             loop.run_in_executor(None, watches.request_wake, model.namespace, model.name)
 
     registry.on_wanted = scaler.notify

@@ -13,7 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-WAKE_ANNOTATION: Final = "modelserve.dev/wake-requested-at"
+# A wake asked for by one activator replica is a Lease in the activator's namespace (never a write to
+# the user's objects): name wake-<uid-less key>, labelled, annotated with the model, renewTime = when.
+WAKE_LABEL: Final = "modelserve.dev/wake"
+WAKE_NAMESPACE_ANNOTATION: Final = "modelserve.dev/model-namespace"
+WAKE_NAME_ANNOTATION: Final = "modelserve.dev/model-name"
 
 
 @dataclass
@@ -50,12 +54,26 @@ class Registry:
         self.models: dict[tuple[str, str], Model] = {}
         # Ready pods seen before their model (watch order is not guaranteed): (ns, model) -> pods.
         self._pods: dict[tuple[str, str], dict[str, str]] = {}
+        self._wakes: dict[tuple[str, str], float] = {}
         self.on_wanted = on_wanted or (lambda model: None)
 
     # --- updates from the watches ---------------------------------------------------------------
 
+    def set_wake(self, namespace: str, name: str, at: float) -> None:
+        """Another replica (or this one) asked for a replica of this model at `at`."""
+        self._wakes[(namespace, name)] = at
+        model = self.models.get((namespace, name))
+        if model is not None and model.wake_requested_at != at:
+            model.wake_requested_at = at
+            self.on_wanted(model)
+
     def upsert_model(
-        self, namespace: str, name: str, model_name: str, status_note: str, wake_requested_at: float | None
+        self,
+        namespace: str,
+        name: str,
+        model_name: str,
+        status_note: str,
+        wake_requested_at: float | None = None,
     ) -> Model:
         model = self.models.get((namespace, name))
         if model is None:
@@ -65,10 +83,10 @@ class Registry:
             self.models[model.key] = model
         model.model_name = model_name
         model.status_note = status_note
-        before = model.wake_requested_at
-        model.wake_requested_at = wake_requested_at
         self._sync_ready(model)
-        if wake_requested_at and wake_requested_at != before:
+        wake = wake_requested_at or self._wakes.get(model.key)
+        if wake and wake != model.wake_requested_at:
+            model.wake_requested_at = wake
             self.on_wanted(model)
         return model
 
