@@ -265,7 +265,9 @@ def start_keda(cluster: Cluster, workdir: Path) -> Keda:
 
 def install_crds(cluster: Cluster, family: Path | None = None) -> None:
     family = family or keda_dir()
-    for path in sorted((family / "crds").glob("keda.sh_*.yaml")):
+    files = sorted((family / "crds").glob("keda.sh_*.yaml"))
+    assert files, f"no KEDA CRDs in {family / 'crds'}: rebuild the keda family (hack/cluster/build.sh keda)"
+    for path in files:
         cluster.kubectl(
             "apply", "--server-side", "--force-conflicts", "--field-manager=modelserve-tests", "-f", str(path)
         )

@@ -28,6 +28,7 @@ from e2e_kit import (
     whoami,
 )
 
+from keda_kit import install_crds as install_keda_crds
 from kit import REPO, Cluster, get_or_none, wait_condition, wait_until
 
 EXAMPLES = REPO / "examples"
@@ -236,6 +237,7 @@ def never(namespace: str, operator_namespace: str) -> list[tuple[str, str, str |
 
 def test_operator_runs_under_the_chart_rbac_namespaced_mode(cluster: Cluster, tmp_path: Path) -> None:
     ensure_service_monitor_crd(cluster)
+    install_keda_crds(cluster)  # ScaledObjects are a child kind: its RBAC is checked like the others'
     release = unique("rbac")
     with (
         fresh_namespaces(cluster, "e2e-rbac-ops", labels=RESTRICTED) as (ops,),
