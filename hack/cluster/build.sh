@@ -204,6 +204,9 @@ require github.com/rhysd/actionlint $ACTIONLINT_VERSION"
   mkdir -p "$out.tmp"
   (cd "$src" && go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
     -o "$out.tmp/" github.com/rhysd/actionlint/cmd/actionlint)
+  publish_family "$out"
+}
+
 # KEDA, the autoscaler behind load targets and scale to zero: its operator and its external metrics
 # API server (the adapter), plus its CRDs from the module's config/crd files. The wrapper copies the
 # module's own replace/exclude directives, which a requiring module would otherwise ignore.

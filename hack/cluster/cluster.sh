@@ -106,7 +106,7 @@ up() {
   local start=$SECONDS config
   # The cluster's own components; KEDA is built by the tests that run it (tests/keda_kit.py) or by
   # `make binaries`, so bringing a cluster up never waits for its cold build.
-  "$here/build.sh" kube etcd kwok helm prometheus crds metrics-server >/dev/null
+  "$here/build.sh" kube etcd kwok helm prometheus actionlint crds metrics-server >/dev/null
   if healthy; then
     log "cluster '$name' already running"
   else
