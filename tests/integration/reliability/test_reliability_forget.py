@@ -1,0 +1,65 @@
+"""Churn: create and delete many ModelDeployments; afterwards every per-object store of the operator
+is empty, read from its own metric (modelserve_tracked_objects{store=records|children|queue}), and
+its RSS is printed before, at the peak and after (bench/failover.py records it in the benchmarks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit import wait_until
+from reliability_kit import FaultCluster, OperatorProcess, apply_all, list_json, md_manifest
+
+pytestmark = pytest.mark.integration
+
+STORES = ("records", "children", "queue")
+
+
+def tracked(op: OperatorProcess) -> dict[str, float]:
+    return {store: op.metric("modelserve_tracked_objects", store=store) for store in STORES}
+
+
+def churn(fc: FaultCluster, ns: str, op: OperatorProcess, count: int) -> None:
+    op.start().wait_serving()
+    wait_until(lambda: op.role() == "leader", timeout=30, what="the operator to lead")
+    baseline = op.rss_mib()
+    names = [f"churn-{i:04d}" for i in range(count)]
+X
+        apply_all(fc.cluster, ns, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 100]])
+
+    def all_reconciled() -> bool:
+        items = list_json(fc.cluster, ns, "modeldeployments")
+        return len(items) == count and all((i.get("status") or {}).get("observedGeneration") for i in items)
+
+    wait_until(all_reconciled, timeout=60 + count * 0.5, interval=2.0, what=f"{count} reconciled")
+    full = tracked(op)
+    assert full["records"] == count, full
+    assert full["children"] >= 3 * count, full  # ConfigMap, Service, Deployment each
+    peak = op.rss_mib()
+
+    fc.cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false")
+    wait_until(
+        lambda: tracked(op) == dict.fromkeys(STORES, 0.0),
+        timeout=120 + count * 0.2,
+        interval=1.0,
+        what="every per-object store of the operator empty",
+        describe=lambda: f"{tracked(op)}\n{op.log_tail(20)}",
+    )
+    after = op.rss_mib()
+    print(
+        f"\nchurn of {count}: tracked at the peak {full}, all 0 after; RSS MiB baseline {baseline:.0f}, "
+        f"peak {peak:.0f}, after {after:.0f}"
+    )
+    assert not op.tracebacks(), op.tracebacks()[0]
+
+
+def test_churn_of_three_hundred_leaves_every_store_empty(
+    fault_cluster: FaultCluster, fault_namespace: str, operator_process: OperatorProcess
+) -> None:
+    churn(fault_cluster, fault_namespace, operator_process, 300)
+
+
+@pytest.mark.slow
+def test_churn_of_a_thousand_leaves_every_store_empty(
+    fault_cluster: FaultCluster, fault_namespace: str, operator_process: OperatorProcess
+) -> None:
+    churn(fault_cluster, fault_namespace, operator_process, 1000)
