@@ -23,8 +23,8 @@ def churn(fc: FaultCluster, ns: str, op: OperatorProcess, count: int) -> None:
     wait_until(lambda: op.role() == "leader", timeout=30, what="the operator to lead")
     baseline = op.rss_mib()
     names = [f"churn-{i:04d}" for i in range(count)]
-X
-        apply_all(fc.cluster, ns, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 100]])
+    for start in range(0, count, 25):  # each kubectl call stays well within its timeout on a busy host
+        apply_all(fc.cluster, ns, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 25]])
 
     def all_reconciled() -> bool:
         items = list_json(fc.cluster, ns, "modeldeployments")
