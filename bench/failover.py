@@ -1,0 +1,190 @@
+"""Benchmark: leader failover and memory after churn (issue 15), on a cluster of its own.
+
+    .venv/bin/python bench/failover.py                 # 10 failover rounds, churn of 1,000
+    .venv/bin/python bench/failover.py --rounds 3 --churn 300
+
+Failover: two `modelserve run` processes on one Lease (the default timing: 15 s lease, 10 s renew
+deadline, 2 s retry); the leader is SIGKILLed and a spec change made; the time from the kill to the
+status the new leader writes for that change is one sample. Churn: one operator, N ModelDeployments
+created, reconciled and deleted; RSS before, at the peak and after, and the per-object stores (its
+own modelserve_tracked_objects metric), which must be empty at the end. Results go to
+bench/results/failover.json; docs/benchmarks.md quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from measure import percentile
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "operator")]
+
+from kit import get_or_none, wait_until  # noqa: E402
+from reliability_kit import (  # noqa: E402
+    OperatorProcess,
+    apply_all,
+    delete_fault_cluster,
+    list_json,
+    md_manifest,
+    start_fault_cluster,
+    wait_converged,
+)
+
+STORES = ("records", "children", "queue")
+
+
+def bump(cluster: object, namespace: str, names: list[str], value: str) -> int:
+    apply_all(
+        cluster,  # type: ignore[arg-type]
+        namespace,
+        [
+            md_manifest(n, {"replicas": 1, "serving": {"env": [{"name": "ROUND", "value": value}]}})
+            for n in names
+        ],
+    )
+    md = get_or_none(cluster, namespace, "modeldeployment", names[0])  # type: ignore[arg-type]
+    assert md is not None
+    return int(md["metadata"]["generation"])
+
+
+def failover(fc: object, tmp: Path, rounds: int, objects: int) -> list[float]:
+    cluster = fc.cluster  # type: ignore[attr-defined]
+    namespace = f"bench-ha-{int(time.time())}"
+    cluster.kubectl("create", "namespace", namespace)
+    ops = [
+        OperatorProcess(cluster.kubeconfig, namespace, tmp / f"op-{n}.log", env={"MODELSERVE_IDENTITY": n})
+        for n in ("a", "b")
+    ]
+    names = [f"ha-{i:03d}" for i in range(objects)]
+    apply_all(cluster, namespace, [md_manifest(n, {"replicas": 1}) for n in names])
+    try:
+        ops[0].start().wait_serving()
+        wait_until(lambda: ops[0].role() == "leader", timeout=30, what="a to lead")
+        ops[1].start().wait_serving()
+        wait_converged(cluster, namespace, timeout=300)
+        leader, standby = ops
+        times = []
+        for r in range(rounds):
+            bump(cluster, namespace, names, f"r{r}-before")
+            leader.kill()
+            killed = time.monotonic()
+            generation = bump(cluster, namespace, names, f"r{r}")
+            wait_until(
+                lambda g=generation: (
+                    (md := get_or_none(cluster, namespace, "modeldeployment", names[0]))
+                    and (md.get("status") or {}).get("observedGeneration", 0) >= g
+                ),
+                timeout=90,
+                interval=0.1,
+                what=f"round {r}",
+            )
+            times.append(round(time.monotonic() - killed, 2))
+            print(f"round {r}: {times[-1]} s", flush=True)
+            wait_converged(cluster, namespace, timeout=300)
+            leader.start().wait_serving()
+            leader, standby = standby, leader
+        return times
+    finally:
+        for op in ops:
+            op.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def churn(fc: object, tmp: Path, count: int) -> dict[str, object]:
+    cluster = fc.cluster  # type: ignore[attr-defined]
+    namespace = f"bench-churn-{int(time.time())}"
+    cluster.kubectl("create", "namespace", namespace)
+    op = OperatorProcess(cluster.kubeconfig, namespace, tmp / "op-churn.log")
+    try:
+        op.start().wait_serving()
+        wait_until(lambda: op.role() == "leader", timeout=30, what="the operator to lead")
+        baseline = op.rss_mib()
+        names = [f"churn-{i:04d}" for i in range(count)]
+        started = time.monotonic()
+        for start in range(0, count, 25):
+            apply_all(
+                cluster, namespace, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 25]]
+            )
+        wait_until(
+            lambda: (
+                sum(
+                    1
+                    for i in list_json(cluster, namespace, "modeldeployments")
+                    if (i.get("status") or {}).get("observedGeneration")
+                )
+                == count
+            ),
+            timeout=120 + count,
+            interval=2.0,
+            what=f"{count} reconciled",
+        )
+        peak_tracked = {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES}
+        peak = op.rss_mib()
+        cluster.kubectl("delete", "modeldeployments", "--all", "-n", namespace, "--wait=false")
+        wait_until(
+            lambda: all(op.metric("modelserve_tracked_objects", store=s) == 0 for s in STORES),
+            timeout=300 + count,
+            interval=1.0,
+            what="every store empty",
+        )
+        after = op.rss_mib()
+        return {
+            "objects": count,
+            "rss_mib_baseline": round(baseline, 1),
+            "rss_mib_peak": round(peak, 1),
+            "rss_mib_after_delete": round(after, 1),
+            "tracked_at_peak": peak_tracked,
+            "tracked_after": {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES},
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    finally:
+        op.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--objects", type=int, default=20, help="ModelDeployments changed in each failover")
+    parser.add_argument("--churn", type=int, default=1000)
+    parser.add_argument("--keep-cluster", action="store_true")
+    parser.add_argument(
+        "--cluster", help="cluster name (default <MODELSERVE_CLUSTER_NAME>-ha-bench; a healthy one is reused)"
+    )
+    args = parser.parse_args()
+    name = args.cluster or os.environ.get("MODELSERVE_CLUSTER_NAME", "modelserve") + "-ha-bench"
+    fc = start_fault_cluster(name)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            times = failover(fc, Path(tmp), args.rounds, args.objects)
+            memory = churn(fc, Path(tmp), args.churn) if args.churn else {}
+    finally:
+        if not args.keep_cluster:
+            delete_fault_cluster(name)
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+        "lease": {"duration_s": 15, "renew_deadline_s": 10, "retry_period_s": 2},
+        "failover_s": times,
+        "failover_p50_s": percentile(times, 50),
+        "failover_p95_s": percentile(times, 95),
+        "churn": memory,
+    }
+    out = REPO / "bench" / "results" / "failover.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
