@@ -21,7 +21,7 @@ import pydantic
 
 from modelserve import api, builders, cache_status, failures, logs, naming, status
 from modelserve.builders import activator_route, keda, passthrough, replicas
-from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, Transient
+from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, NotLeader, Transient
 from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
 
@@ -269,6 +269,8 @@ class Reconciler:
     def _apply_failure(self, child: builders.Child, exc: KubeError, record: Record) -> tuple[str, str]:
         """The reason and message for a refused child; transient refusals are raised (retried
         quietly by the controller) until they happened QUIET_RETRIES times in a row."""
+        if isinstance(exc, NotLeader):
+            raise exc  # not the API server's refusal: this replica lost the Lease mid-reconcile
         # kube.Invalid also covers server-side apply's 500 "failed to create typed patch object" (a
         # pass-through struct with a field its schema lacks): the spec is at fault, not the server.
         invalid = isinstance(exc, Invalid)

@@ -869,3 +869,23 @@ def test_a_typed_patch_error_is_an_invalid_spec_at_once() -> None:
     outcome = reconciler(kube).reconcile(kube.create_md(spec))
     assert (outcome.result, outcome.reason) == ("invalid", Reason.INVALID_SPEC)
     assert applied(kube) == []  # found by the dry run: nothing of the spec was applied
+
+
+def test_a_write_refused_by_the_lease_fence_is_not_an_apply_failure() -> None:
+    from modelserve.kube import NotLeader
+
+    class Fenced(FakeKube):
+        def apply(
+            self, manifest: Obj, *, field_manager: str = naming.FIELD_MANAGER, dry_run: bool = False
+        ) -> Obj:
+            raise NotLeader("apply configmaps refused: this replica does not hold the leader lease")
+
+    kube = Fenced()
+    r = reconciler(kube)
+    body = kube.create_md(SPEC)
+    for _ in range(5):  # never counted toward ApplyFailed, never reported
+        with pytest.raises(NotLeader):
+            r.reconcile(body)
+    record = r.records.get(("ml", "resnet"))
+    assert record is not None and record.transient_apply_failures == 0
+    assert "status" not in kube.body()
