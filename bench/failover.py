@@ -128,7 +128,9 @@ def churn(fc: object, tmp: Path, count: int) -> dict[str, object]:
         )
         peak_tracked = {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES}
         peak = op.rss_mib()
-        cluster.kubectl("delete", "modeldeployments", "--all", "-n", namespace, "--wait=false")
+        cluster.kubectl(
+            "delete", "--raw", f"/apis/modelserve.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
+        )
         wait_until(
             lambda: all(op.metric("modelserve_tracked_objects", store=s) == 0 for s in STORES),
             timeout=300 + count,
@@ -166,21 +168,27 @@ def main() -> int:
     fc = start_fault_cluster(name)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            times = failover(fc, Path(tmp), args.rounds, args.objects)
+            times = failover(fc, Path(tmp), args.rounds, args.objects) if args.rounds else []
             memory = churn(fc, Path(tmp), args.churn) if args.churn else {}
     finally:
         if not args.keep_cluster:
             delete_fault_cluster(name)
+    out = REPO / "bench" / "results" / "failover.json"
+    # A run of one part (--rounds 0, or --churn 0) keeps the other part's last results.
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if not times:
+        times = list(previous.get("failover_s") or [])
+    if not memory:
+        memory = dict(previous.get("churn") or {})
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
         "lease": {"duration_s": 15, "renew_deadline_s": 10, "retry_period_s": 2},
         "failover_s": times,
-        "failover_p50_s": percentile(times, 50),
-        "failover_p95_s": percentile(times, 95),
+        "failover_p50_s": percentile(times, 50) if times else None,
+        "failover_p95_s": percentile(times, 95) if times else None,
         "churn": memory,
     }
-    out = REPO / "bench" / "results" / "failover.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0

@@ -229,6 +229,10 @@ class OperatorProcess:
                 str(self.metrics_port),
                 "--health-port",
                 "0",
+                # One replica with a stable identity (as a pod's name): a restart takes its own
+                # Lease back at once, as after a container restart.
+                "--identity",
+                "bench-operator",
             ],
             env=env,
             stdout=self.log,
