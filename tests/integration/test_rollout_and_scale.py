@@ -252,14 +252,7 @@ def _counter(name: str, **labels: str) -> float:
     )
 
 
-@pytest.fixture
-def lease_elsewhere(operator_env: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test operator's Lease lives in the first watched namespace by default; deleting that
-    namespace would take the leadership (and all reconciles) with it, as a real deployment's would not."""
-    monkeypatch.setenv("MODELSERVE_LEASE_NAMESPACE", "default")
-
-
-@pytest.mark.usefixtures("lease_elsewhere", "operator")
+@pytest.mark.usefixtures("operator")
 def test_a_namespace_being_deleted_is_left_alone(
     cluster: Cluster, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
