@@ -14,8 +14,8 @@ import pytest
 
 from autoscaling_kit import keda, operator_settings, replica_writers, replicas  # noqa: F401  (fixture)
 from keda_kit import Keda, install_crds
-from prometheus_kit import Prometheus, start_prometheus
 from kit import Cluster, condition, get_or_none, model_deployment, wait_condition, wait_until
+from prometheus_kit import Prometheus, start_prometheus
 
 pytestmark = pytest.mark.integration
 
