@@ -29,11 +29,13 @@ import yaml
 from kit import CLUSTER_SCRIPT, CRD_DIR, Cluster, wait_until
 from modelserve import builders
 
-# Every child kind but ServiceMonitor (the fault cluster has no Prometheus Operator CRDs).
+# Every built-in child kind (the fault cluster has no Prometheus Operator or KEDA CRDs), once each.
 CHILD_KINDS = ",".join(
-    f"{k.plural}.{k.group}" if k.group else k.plural
-    for k in builders.CHILD_KINDS
-    if k.kind != "ServiceMonitor"
+    dict.fromkeys(
+        f"{k.plural}.{k.group}" if k.group else k.plural
+        for k in builders.CHILD_KINDS
+        if not k.group or "." not in k.group or k.group.endswith(".k8s.io")
+    )
 )
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=modelserve-operator"
 
