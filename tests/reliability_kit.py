@@ -623,6 +623,9 @@ def convergence_problems(cluster: Cluster, namespace: str) -> list[str]:
                 if status.get("readyReplicas", 0) != (st.get("readyReplicas") or 0):
                     problems.append(f"{name}: status.readyReplicas {status.get('readyReplicas')} != {st}")
     for key, obj in live.items():
+        refs = obj["metadata"].get("ownerReferences") or []
+        if any(r.get("controller") and r.get("kind") != "ModelDeployment" for r in refs):
+            continue  # a Service's EndpointSlices carry its labels: the endpoint controller's, not ours
         if key not in claimed and not obj["metadata"].get("deletionTimestamp"):
             problems.append(f"leaked {key[0]} {key[1]} (owners {obj['metadata'].get('ownerReferences')})")
     return problems
