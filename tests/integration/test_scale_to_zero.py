@@ -131,6 +131,7 @@ class ReplicaRecorder:
             self._stop.wait(0.1)
 
     def __enter__(self) -> ReplicaRecorder:
+        self.seen.append(replicas(self.cluster, self.namespace, self.name)[0])  # before any request
         self._thread.start()
         return self
 
