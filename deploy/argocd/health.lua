@@ -4,7 +4,9 @@
 --   1. the operator has not seen the current spec yet (status.observedGeneration < generation):
 --      Progressing, whatever an older status says, so a sync never turns Healthy on stale status;
 --   2. spec.suspend / condition Suspended=True: Suspended;
---   3. condition Ready, if computed for the current generation (its own observedGeneration):
+--   3. a canary rollout (docs/rollouts.md): RolledBack=True -> Degraded until the spec changes;
+--      RolloutProgressing=True -> Progressing;
+--   4. condition Ready, if computed for the current generation (its own observedGeneration):
 --      True -> Healthy; False with a transient reason -> Progressing; False with any other reason
 --      -> Degraded (a failure the script does not know must not look like progress); Unknown ->
 --      Progressing.
@@ -80,6 +82,19 @@ if (current(suspended) and suspended.status == "True")
   if suspended ~= nil and suspended.message ~= nil and suspended.message ~= "" then
     hs.message = "Suspended: " .. suspended.message
   end
+  return hs
+end
+
+local rolledBack = condition(status, "RolledBack")
+if current(rolledBack) and rolledBack.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "RolledBack: " .. describe(rolledBack)
+  return hs
+end
+local rolling = condition(status, "RolloutProgressing")
+if current(rolling) and rolling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = "Rollout: " .. describe(rolling)
   return hs
 end
 

@@ -241,9 +241,9 @@ class Controller:
         metrics.RECONCILES.labels(result=outcome.result, reason=outcome.reason).inc()
         record.failures = 0
         self._set_ready(key, record, "True" if outcome.result == "ready" else "False")
-        if outcome.requeue_after is None:
+        if outcome.requeue_after is None or not outcome.backoff:
             record.progress_polls = 0
-            return None
+            return outcome.requeue_after
         # Polls for pod-level trouble back off (5 s, 10 s, ... 60 s): a slow rollout of many objects
         # must not flood the queue.
         polls = record.progress_polls

@@ -46,6 +46,7 @@ class Resource:
 POD: Final = Resource("v1", "Pod", "pods")
 LEASE: Final = Resource("coordination.k8s.io/v1", "Lease", "leases")
 EVENT: Final = Resource("v1", "Event", "events")
+HTTP_ROUTE: Final = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 MODEL_DEPLOYMENT: Final = Resource(api.API_VERSION, api.KIND, api.PLURAL)
 # Every child kind comes from the one table in builders; the operator also reads pods (and their
 # FailedMount events) and writes status of its ModelDeployments. Leases are for leader election only
@@ -54,6 +55,7 @@ RESOURCES: Final = {
     **{k.kind: Resource(k.api_version, k.kind, k.plural) for k in builders.CHILD_KINDS},
     POD.kind: POD,
     EVENT.kind: EVENT,
+    HTTP_ROUTE.kind: HTTP_ROUTE,
     MODEL_DEPLOYMENT.kind: MODEL_DEPLOYMENT,
 }
 MUTATING_VERBS: Final = frozenset({"apply", "create", "update", "patch", "delete"})

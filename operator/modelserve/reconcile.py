@@ -23,6 +23,8 @@ from modelserve import api, builders, cache_status, failures, logs, naming, stat
 from modelserve.builders import activator_route, keda, passthrough, replicas
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, NotLeader, Transient
 from modelserve.records import Key, Record, Records, absent_key
+from modelserve.rollout.driver import RolloutDriver, Run
+from modelserve.rollout.children import CANARY_ROLE, absent_rollout_children
 from modelserve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,8 @@ class Outcome:
     result: str  # ready | progressing | invalid | error | skipped (being deleted)
     reason: str
     requeue_after: float | None = None
+    # False: poll at requeue_after without backing off (a rollout's clock, not trouble).
+    backoff: bool = True
 
 
 def _now() -> str:
@@ -154,6 +158,35 @@ class Reconciler:
         self.now = now
         # The controller's records (status we wrote, children known absent); its own when alone.
         self.records = records if records is not None else Records()
+        self.rollouts = RolloutDriver(kube, settings)
+
+    def _live(self, md: api.ModelDeployment, kind: str, name: str, record: Record) -> dict[str, Any] | None:
+        """A child as last seen; read when neither the cache nor the record knows it (start-up)."""
+        live = self.cache.get(kind, md.namespace, name)
+        key = absent_key(kind, name)
+        if live is None and key not in record.absent:
+            live = self.kube.get(kind, md.namespace, name)
+            if live is None:
+                record.absent.add(key)
+            else:
+                self.cache.put(live)
+        return live
+
+    def _children(
+        self, md: api.ModelDeployment, body: dict[str, Any], record: Record
+    ) -> tuple[list[builders.Child], Run | None]:
+        """The children to converge; with spec.rollout they follow the rollout's plan (rollout/)."""
+        previous = self._current_status(body, record)
+        if md.spec.rollout is not None:
+            run = self.rollouts.prepare(
+                md, dict(previous.get("rollout") or {}), lambda kind, name: self._live(md, kind, name, record)
+            )
+            return run.children, run
+        desired = builders.desired_children(md, self.settings)
+        if previous.get("rollout"):
+            # spec.rollout was removed: whatever the last rollout left goes, the rest is as always.
+            desired += absent_rollout_children(md)
+        return desired, None
 
     def reconcile(self, body: dict[str, Any], record: Record | None = None) -> Outcome:
         """Reconciles `body`; `record` is its entry in the records (looked up, or made, when None)."""
@@ -186,13 +219,16 @@ class Reconciler:
         # otherwise precede each apply.
         fresh = self._current_status(body, record).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
-        children, keda_available, prometheus_configured = self._engine_children(md, monitoring_available)
+        desired, run = self._children(md, body, record)
+        children, keda_available, prometheus_configured = self._engine_children(md, monitoring_available, desired)
         try:
             if passthrough.carries_pass_through(md):
                 failure = self._dry_run(md, children, record)
             for child in children if failure is None else ():
                 try:
                     observed[child.role] = self._converge(md, child, fresh, record)
+                    if run is not None and child.role == CANARY_ROLE:
+                        run.canary = observed[child.role]
                 except (NamespaceTerminating, NotFound):
                     raise  # the namespace is going away: nothing to report on
                 except KubeError as exc:
@@ -211,7 +247,10 @@ class Reconciler:
         activator_endpoints = (
             self._activator_route(md, deployment, fresh, record, keda_available) if failure is None else None
         )
-        if (
+        if run is not None:
+            deployment = run.observed_deployment(deployment)
+            pods = run.pods
+        elif (
             failure is None
             and deployment is not None
             and _observed(deployment)
@@ -231,7 +270,7 @@ class Reconciler:
             config_map=observed.get("ConfigMap"),
             service=observed.get("Service"),
             deployment=deployment,
-            hpa=observed.get("HorizontalPodAutoscaler"),
+            hpa=observed.get("HorizontalPodAutoscaler") or (run.hpa_stand_in() if run else None),
             service_monitor=observed.get("ServiceMonitor"),
             pods=pods,
             cache_claim=observed.get("PersistentVolumeClaim"),
@@ -247,8 +286,16 @@ class Reconciler:
             activator_endpoints=activator_endpoints,
             failure=failure,
         )
-        new_status = status.compute_status(md, obs, self._current_status(body, record), self.now())
+        previous = self._current_status(body, record)
+        new_status = status.compute_status(md, obs, previous, self.now())
+        if run is not None:
+            new_status = run.finish(new_status, previous, self.now())
+        elif previous.get("rollout"):
+            new_status["rollout"] = None  # a merge patch deletes it: spec.rollout is gone
         self._write_status(body, record, new_status)
+        if run is not None:
+            for event_type, reason, message in run.plan.events:
+                self.record_event(body, event_type, reason, message)
 
         ready = status.ready_condition(new_status) or {}
         if failure is not None and failure[0] == status.Reason.INVALID_SPEC:
@@ -257,6 +304,10 @@ class Reconciler:
             # A quota, a policy or the API server refused a child: the fix happens elsewhere, so
             # try again, backing off (2 s, 4 s, ... 60 s) until it passes.
             return Outcome("error", failure[0], requeue_after=APPLY_RETRY_SECONDS)
+        if run is not None and run.plan.requeue_after is not None:
+            # A rollout moves on time and on Prometheus, neither of which sends us an event.
+            reason = str(ready.get("reason", ""))
+            return Outcome("progressing", reason, requeue_after=run.plan.requeue_after, backoff=False)
         if ready.get("status") == "True" or md.spec.suspend:
             return Outcome("ready", str(ready.get("reason", "")))
         if deployment is not None and not _observed(deployment):
@@ -367,13 +418,13 @@ class Reconciler:
         return replicas.creation_body(md, desired)
 
     def _engine_children(
-        self, md: api.ModelDeployment, monitoring_available: bool
+        self, md: api.ModelDeployment, monitoring_available: bool, desired: list[builders.Child]
     ) -> tuple[list[builders.Child], bool, bool]:
         """The children to apply: without the ScaledObject (and with the Deployment at its minimum)
         when KEDA cannot scale this model (no CRD, or load targets without Prometheus), without a
         ServiceMonitor whose CRD is missing, and without the activator route (built from live state
         once the Deployment is known)."""
-        children = builders.desired_children(md, self.settings)
+        children = desired
         keda_available = self.keda_installed()
         prometheus_configured = bool(self.settings.prometheus_url)
         autoscaling = md.spec.autoscaling

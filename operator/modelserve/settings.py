@@ -79,8 +79,9 @@ class Settings(BaseModel):
 
     # --- autoscaling on load (docs/autoscaling.md) ---
     prometheus_url: str = ""
-    """Prometheus that scrapes the models (KEDA queries it for load targets); empty: load targets
-    are refused in status (PrometheusNotConfigured)."""
+    """Prometheus that scrapes the models (KEDA queries it for load targets, the rollout analysis for
+    its checks); empty: load targets are refused in status (PrometheusNotConfigured), and a rollout
+    without spec.rollout.analysis.prometheusURL cannot pass a step."""
     rate_window: Annotated[str, Field(pattern=r"^[0-9]+(s|m)$")] = "1m"
     """Range of rate() in the queries for requests per second and latency."""
     keda_polling_seconds: Annotated[int, Field(ge=1, le=3600)] = 15

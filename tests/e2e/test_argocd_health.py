@@ -239,6 +239,35 @@ FIXTURES: list[tuple[str, dict[str, Any], str, str]] = [
         "Suspended",
         "Suspended: scaled to zero, every object kept",
     ),
+    (
+        "rollout-progressing-while-ready",
+        _md(status={"observedGeneration": 1, "conditions": [
+            READY,
+            NOT_SUSPENDED,
+            _cond("RolloutProgressing", "True", "Progressing", "step 2 of 3 (50%): analysing"),
+            _cond("RolledBack", "False", "NotRolledBack"),
+        ]}),
+        "Progressing",
+        "Rollout: Progressing: step 2 of 3 (50%): analysing",
+    ),
+    (
+        "rolled-back-is-degraded-though-stable-serves",
+        _md(status={"observedGeneration": 1, "conditions": [
+            READY,
+            NOT_SUSPENDED,
+            _cond("RolloutProgressing", "False", "RolledBack", "rolled back"),
+            _cond("RolledBack", "True", "AnalysisFailed", "rolled back: errorRatio = 0.2, must be <= 0.01"),
+        ]}),
+        "Degraded",
+        "RolledBack: AnalysisFailed: rolled back: errorRatio = 0.2, must be <= 0.01",
+    ),
+    (
+        "rolled-back-then-spec-changed",
+        _md(generation=2, status={"observedGeneration": 1, "conditions": [
+            READY, _cond("RolledBack", "True", "AnalysisFailed", "rolled back")]}),
+        "Progressing",
+        "Waiting for the operator to observe generation 2 (status is for generation 1)",
+    ),
 ]
 
 

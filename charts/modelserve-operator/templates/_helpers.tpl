@@ -111,6 +111,10 @@ Rendered into the ClusterRole (cluster-wide mode) or into one Role per watched n
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [get, list, watch, create, patch, delete]
+# spec.rollout.gatewayAPI: the weighted HTTPRoute of a canary rollout (docs/rollouts.md).
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, create, patch, delete]
 # Pods are only read: their scheduling and container states explain a Deployment that is not ready.
 - apiGroups: [""]
   resources: [pods]

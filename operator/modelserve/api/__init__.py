@@ -49,6 +49,24 @@ from modelserve.api.resource import (
     ModelDeploymentStatus,
     parse,
 )
+from modelserve.api.rollout import (
+    ROLLOUT_ACTION_ANNOTATION as ROLLOUT_ACTION_ANNOTATION,
+)
+from modelserve.api.rollout import (
+    Analysis as Analysis,
+)
+from modelserve.api.rollout import (
+    CustomCheck as CustomCheck,
+)
+from modelserve.api.rollout import (
+    GatewayAPI as GatewayAPI,
+)
+from modelserve.api.rollout import (
+    Rollout as Rollout,
+)
+from modelserve.api.rollout import (
+    RolloutStatus as RolloutStatus,
+)
 from modelserve.api.workload import (
     GPU_RESOURCE_PREFIXES,
     Autoscaling,

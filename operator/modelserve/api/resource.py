@@ -20,6 +20,7 @@ from modelserve.api.base import (
 from modelserve.api.disruption import Disruption
 from modelserve.api.model import ModelSource, Serving
 from modelserve.api.pod import LocalObjectReference, PodMetadata
+from modelserve.api.rollout import Rollout, RolloutStatus
 from modelserve.api.workload import (
     Autoscaling,
     Gpu,
@@ -76,6 +77,19 @@ class ModelDeploymentSpec(_Model):
                 "prometheus, or targetCPUUtilization to scale on CPU after all)",
                 field_path=".autoscaling",
             ),
+            cel(
+                "!has(self.rollout) || "
+                "(has(self.model.versionPolicy) && has(self.model.versionPolicy.specific))",
+                "with spec.rollout set, spec.model.versionPolicy must be specific (pinned versions): "
+                "a canary compares one exact set of versions with another",
+                field_path=".model.versionPolicy",
+            ),
+            cel(
+                "!has(self.rollout) || !has(self.model.cache)",
+                "spec.rollout cannot be combined with spec.model.cache yet: the shared cache holds the "
+                "stable's versions only",
+                field_path=".rollout",
+            ),
         )
     )
 
@@ -112,6 +126,8 @@ class ModelDeploymentSpec(_Model):
     """Secrets (kubernetes.io/dockerconfigjson) for pulling the serving image from a private registry."""
     pod_metadata: PodMetadata | None = None
     """Extra labels and annotations on the serving pods."""
+    rollout: Rollout | None = None
+    """Roll pod-restarting changes out as a metric-gated canary; absent: an ordinary rolling update."""
 
 
 class ConditionStatus(StrEnum):
@@ -194,6 +210,8 @@ class ModelDeploymentStatus(_Model):
     ] = None
     """Ready (the roll-up), Available, Progressing, DeploymentReady, ServiceReady, AutoscalerReady,
     MonitoringReady, Suspended; with spec.model.cache also CacheReady and ModelSyncDegraded."""
+    rollout: RolloutStatus | None = None
+    """The canary rollout, when spec.rollout is set."""
 
 
 class ModelDeployment(_Model):
