@@ -255,6 +255,8 @@ def test_rbac_grants_exactly_what_the_operator_uses(cluster: Cluster) -> None:
         if kind not in ("Pod", "Event", api.KIND):
             group = "" if resource.api_version == "v1" else resource.api_version.split("/")[0]
             expected[(group, resource.plural)] = child_verbs
+    # A canary rollout's HTTPRoute is applied and deleted, never watched (rollout/children.py).
+    expected[("gateway.networking.k8s.io", "httproutes")] = {"get", "create", "patch", "delete"}
     assert _granted(_render(cluster, "ops")) == expected
 
     namespaced = _render(cluster, "ops", "--set-json", 'watchNamespaces=["ml-a"]')
