@@ -287,15 +287,10 @@ class Reconciler:
             failure=failure,
         )
         previous = self._current_status(body, record)
-        new_status = status.compute_status(md, obs, previous, self.now())
-        if run is not None:
-            new_status = run.finish(new_status, previous, self.now())
-        elif previous.get("rollout"):
-            new_status["rollout"] = None  # a merge patch deletes it: spec.rollout is gone
+        new_status = self._with_rollout(run, status.compute_status(md, obs, previous, self.now()), previous)
         self._write_status(body, record, new_status)
-        if run is not None:
-            for event_type, reason, message in run.plan.events:
-                self.record_event(body, event_type, reason, message)
+        for event_type, reason, message in run.plan.events if run is not None else ():
+            self.record_event(body, event_type, reason, message)
 
         ready = status.ready_condition(new_status) or {}
         if failure is not None and failure[0] == status.Reason.INVALID_SPEC:
@@ -316,6 +311,14 @@ class Reconciler:
         # Pod-level trouble (scheduling, fetch) does not always change the Deployment, so poll
         # while progressing instead of waiting for the resync.
         return Outcome("progressing", str(ready.get("reason", "")), requeue_after=5.0)
+
+    def _with_rollout(self, run: Run | None, new: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+        """status.rollout and its conditions (rollout/driver.py), or its removal with spec.rollout."""
+        if run is not None:
+            return run.finish(new, previous, self.now())
+        if previous.get("rollout"):
+            return {**new, "rollout": None}  # a merge patch deletes it: spec.rollout is gone
+        return new
 
     def _apply_failure(self, child: builders.Child, exc: KubeError, record: Record) -> tuple[str, str]:
         """The reason and message for a refused child; transient refusals are raised (retried

@@ -1,8 +1,8 @@
 """Which part of the spec rolls the serving pods, its hash, and the ModelDeployment each track runs.
 
 A rollout starts when this part changes: the model (source, name, served versions), the serving
-settings (image, flags, batching, env), resources, GPUs, scheduling and disruption (grace period,
-preStop drain). Everything else (replicas,
+settings (image, flags, batching, env), resources, GPUs, scheduling, disruption (grace period,
+preStop drain) and the pods' identity and metadata. Everything else (replicas,
 autoscaling, the Service, monitoring, version labels, the rollout settings themselves) applies to
 both tracks in place, as it does without a rollout.
 """
@@ -17,7 +17,17 @@ from typing import Any, Final
 from modelserve import api
 
 # spec fields (wire names) whose change is rolled out as a canary.
-ROLLED_FIELDS: Final = ("model", "serving", "resources", "gpu", "scheduling", "disruption")
+ROLLED_FIELDS: Final = (
+    "model",
+    "serving",
+    "resources",
+    "gpu",
+    "scheduling",
+    "disruption",
+    "serviceAccountName",
+    "imagePullSecrets",
+    "podMetadata",
+)
 # Moving a version label needs no new pods (TF Serving re-reads its model config): it stays in place.
 IN_PLACE_MODEL_FIELDS: Final = ("versionLabels",)
 REVISION_LENGTH: Final = 16
