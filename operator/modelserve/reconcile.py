@@ -23,8 +23,8 @@ from modelserve import api, builders, cache_status, failures, logs, naming, stat
 from modelserve.builders import activator_route, keda, passthrough, replicas
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, NotLeader, Transient
 from modelserve.records import Key, Record, Records, absent_key
-from modelserve.rollout.driver import RolloutDriver, Run
 from modelserve.rollout.children import CANARY_ROLE, absent_rollout_children
+from modelserve.rollout.driver import RolloutDriver, Run
 from modelserve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,6 @@ class Reconciler:
             for child in children if failure is None else ():
                 try:
                     observed[child.role] = self._converge(md, child, fresh, record)
-                    if run is not None and child.role == CANARY_ROLE:
-                        run.canary = observed[child.role]
                 except (NamespaceTerminating, NotFound):
                     raise  # the namespace is going away: nothing to report on
                 except KubeError as exc:
@@ -242,23 +240,12 @@ class Reconciler:
         if failure is None:
             record.transient_apply_failures = 0
 
-        pods: tuple[dict[str, Any], ...] = ()
-        deployment = observed.get("Deployment")
         activator_endpoints = (
-            self._activator_route(md, deployment, fresh, record, keda_available) if failure is None else None
+            self._activator_route(md, observed.get("Deployment"), fresh, record, keda_available)
+            if failure is None
+            else None
         )
-        if run is not None:
-            deployment = run.observed_deployment(deployment)
-            pods = run.pods
-        elif (
-            failure is None
-            and deployment is not None
-            and _observed(deployment)
-            and not _rolled_out(deployment)
-        ):
-            # Only a rollout in trouble needs the pods (scheduling, image, fetch failures); one the
-            # Deployment controller has not even observed yet has no pods worth reading.
-            pods = tuple(self.kube.list("Pod", md.namespace, naming.label_selector(md)))
+        deployment, pods = self._serving(md, observed, failure, run)
         model_sync = observed.get(builders.MODEL_SYNC_ROLE)
         sync_pods: tuple[dict[str, Any], ...] = ()
         if failure is None and model_sync is not None and not _rolled_out(model_sync):
@@ -288,9 +275,7 @@ class Reconciler:
         )
         previous = self._current_status(body, record)
         new_status = self._with_rollout(run, status.compute_status(md, obs, previous, self.now()), previous)
-        self._write_status(body, record, new_status)
-        for event_type, reason, message in run.plan.events if run is not None else ():
-            self.record_event(body, event_type, reason, message)
+        self._write_status(body, record, new_status, run)
 
         ready = status.ready_condition(new_status) or {}
         if failure is not None and failure[0] == status.Reason.INVALID_SPEC:
@@ -301,8 +286,7 @@ class Reconciler:
             return Outcome("error", failure[0], requeue_after=APPLY_RETRY_SECONDS)
         if run is not None and run.plan.requeue_after is not None:
             # A rollout moves on time and on Prometheus, neither of which sends us an event.
-            reason = str(ready.get("reason", ""))
-            return Outcome("progressing", reason, requeue_after=run.plan.requeue_after, backoff=False)
+            return Outcome("progressing", "Rollout", requeue_after=run.plan.requeue_after, backoff=False)
         if ready.get("status") == "True" or md.spec.suspend:
             return Outcome("ready", str(ready.get("reason", "")))
         if deployment is not None and not _observed(deployment):
@@ -311,6 +295,30 @@ class Reconciler:
         # Pod-level trouble (scheduling, fetch) does not always change the Deployment, so poll
         # while progressing instead of waiting for the resync.
         return Outcome("progressing", str(ready.get("reason", "")), requeue_after=5.0)
+
+    def _serving(
+        self,
+        md: api.ModelDeployment,
+        observed: dict[str, dict[str, Any] | None],
+        failure: tuple[str, str] | None,
+        run: Run | None,
+    ) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
+        """The serving Deployment as the status sees it, and the pods worth reading."""
+        deployment = observed.get("Deployment")
+        if run is not None:
+            # Stable and canary as one; the rollout read the pods of both already.
+            run.canary = observed.get(CANARY_ROLE)
+            return run.observed_deployment(deployment), run.pods
+        if (
+            failure is None
+            and deployment is not None
+            and _observed(deployment)
+            and not _rolled_out(deployment)
+        ):
+            # Only a rollout in trouble needs the pods (scheduling, image, fetch failures); one the
+            # Deployment controller has not even observed yet has no pods worth reading.
+            return deployment, tuple(self.kube.list("Pod", md.namespace, naming.label_selector(md)))
+        return deployment, ()
 
     def _with_rollout(self, run: Run | None, new: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
         """status.rollout and its conditions (rollout/driver.py), or its removal with spec.rollout."""
@@ -482,7 +490,9 @@ class Reconciler:
             return written[1]
         return dict(body.get("status") or {})
 
-    def _write_status(self, body: dict[str, Any], record: Record, new_status: dict[str, Any]) -> None:
+    def _write_status(
+        self, body: dict[str, Any], record: Record, new_status: dict[str, Any], run: Run | None = None
+    ) -> None:
         old_status = self._current_status(body, record)
         if _same_status(old_status, new_status):
             return
@@ -496,6 +506,9 @@ class Reconciler:
         record.written = (_rv(response), dict(response.get("status") or {}))
         self._post_ready_transition(body, old_status, new_status)
         self._post_cache_transitions(body, old_status, new_status)
+        # A rollout's steps and decisions, once the status that records them is written.
+        for event_type, reason, message in run.plan.events if run is not None else ():
+            self.record_event(body, event_type, reason, message)
 
     def _post_ready_transition(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
         before = status.ready_condition(old) or {}
