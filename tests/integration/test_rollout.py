@@ -147,9 +147,11 @@ def test_a_good_canary_is_promoted_through_every_step_without_a_spare_gpu(
     with PodWatch(cluster, namespace, "resnet") as watch:
         apply(cluster, namespace, "resnet", spec([2]))
         done = wait_until(
-            lambda: (st := rollout_status(cluster, namespace, "resnet")).get("phase") == "Stable"
-            and st.get("stableRevision") != first["stableRevision"]
-            and st,
+            lambda: (
+                (st := rollout_status(cluster, namespace, "resnet")).get("phase") == "Stable"
+                and st.get("stableRevision") != first["stableRevision"]
+                and st
+            ),
             timeout=180,
             what="the canary promoted",
             describe=lambda: json.dumps(rollout_status(cluster, namespace, "resnet"), indent=1),
@@ -294,3 +296,55 @@ def test_label_moves_stay_in_place_and_no_canary_without_rollout(cluster: Cluste
     assert "rollout" not in md["status"]
     assert condition(md, "RolloutProgressing") is None
     assert deployment(cluster, namespace, "plain-canary") is None
+
+
+def _gateway_crds(cluster: Cluster) -> None:
+    import os
+
+    from kit import pinned_versions
+
+    cache = os.environ.get("MODELSERVE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
+    )
+    folder = f"{cache}/crds/gateway-api-{pinned_versions()['GATEWAY_API_VERSION']}"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", folder)
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/httproutes.gateway.networking.k8s.io"
+    )
+
+
+def test_gateway_api_weights_follow_the_steps(
+    cluster: Cluster, namespace: str, exporters: Callable[..., Exporter], rollout_operator: object
+) -> None:
+    _gateway_crds(cluster)
+    # Longer windows than the other tests: each step's weight must be seen by a kubectl poll.
+    gateway = {"gatewayAPI": {"parentRefs": [{"name": "public"}]}, "stepDuration": "8s"}
+    apply(cluster, namespace, "routed", spec([1], **gateway))
+    wait_phase(cluster, namespace, "routed", "Stable", timeout=120)
+    canary_exporter(exporters, namespace, "routed", rps=30, error_ratio=0.0, latency_ms=20)
+    weights: list[tuple[int, int]] = []
+
+    def route_weights() -> tuple[int, int] | None:
+        route = get_or_none(cluster, namespace, "httproute", "routed")
+        if route is None:
+            return None
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        return (refs[0]["weight"], refs[1]["weight"])
+
+    def promoted() -> bool:
+        w = route_weights()
+        if w is not None and (not weights or weights[-1] != w):
+            weights.append(w)
+        st = rollout_status(cluster, namespace, "routed")
+        return st.get("phase") == "Stable" and st["stableSpec"]["model"]["versionPolicy"] == {
+            "specific": {"versions": [2]}
+        }
+
+    apply(cluster, namespace, "routed", spec([2], **gateway))
+    wait_until(promoted, timeout=180, interval=0.1, what="promotion through the HTTPRoute")
+    route_weights_seen = [w for w in weights if w in ((75, 25), (50, 50), (0, 100))]
+    assert (75, 25) in route_weights_seen and (50, 50) in route_weights_seen, weights
+    assert weights[-1] == (100, 0), weights
+    for svc, track in (("routed-stable", "stable"), ("routed-canary", "canary")):
+        service = get_or_none(cluster, namespace, "service", svc)
+        assert service is not None and service["spec"]["selector"]["modelserve.dev/track"] == track

@@ -271,3 +271,12 @@ def test_every_status_field_the_machine_writes_is_in_the_crd_schema() -> None:
         written |= set(sim.previous)
     schema = {field.alias or name for name, field in api.RolloutStatus.model_fields.items()}
     assert written <= schema, written - schema
+
+
+def test_the_route_weight_moves_only_once_the_step_is_ready() -> None:
+    sim = started()
+    plan = sim.tick()
+    assert sim.previous["step"] == 1 and plan.canary_weight == 0  # canary pods not ready yet
+    window_open(sim, 1)
+    plan = sim.tick()
+    assert plan.canary_weight == 25

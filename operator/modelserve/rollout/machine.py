@@ -266,7 +266,10 @@ def _hold_step(
         stable_spec=stable_spec,
         stable_replicas=stable,
         canary_replicas=canary,
-        canary_weight=weight,
+        # A weighted route moves to the step's share only once its canary pods are Ready.
+        canary_weight=weight
+        if status.get("stepReadyAt")
+        else (world.rollout.steps[step - 2] if step > 1 else 0),
         events=events,
         requeue_after=2.0,
     )
