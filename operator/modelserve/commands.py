@@ -43,7 +43,8 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     election.add_argument("--retry-period-seconds", type=float, help="renew/acquire attempts this often (2)")
     election.add_argument("--identity", help="this replica's name in the Lease (default: POD_NAME)")
     parser.add_argument(
-        "--prometheus-url", help="Prometheus scraping the models, queried by KEDA for load targets and by the rollout analysis"
+        "--prometheus-url",
+        help="Prometheus scraping the models, queried by KEDA for load targets and by the rollout analysis",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 

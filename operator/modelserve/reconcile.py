@@ -220,7 +220,9 @@ class Reconciler:
         fresh = self._current_status(body, record).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
         desired, run = self._children(md, body, record)
-        children, keda_available, prometheus_configured = self._engine_children(md, monitoring_available, desired)
+        children, keda_available, prometheus_configured = self._engine_children(
+            md, monitoring_available, desired
+        )
         try:
             if passthrough.carries_pass_through(md):
                 failure = self._dry_run(md, children, record)
