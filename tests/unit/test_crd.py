@@ -21,7 +21,7 @@ JSON = dict[str, Any]
 # kubectl.kubernetes.io/last-applied-configuration annotation, and all annotations together are
 # limited to 256 KiB. Stay far below so the schema can grow.
 ANNOTATION_LIMIT = 256 * 1024
-SIZE_BUDGET = 64 * 1024
+SIZE_BUDGET = 96 * 1024  # 64 KiB until spec.rollout (issue 13) took the schema to 70 KB
 
 
 @pytest.fixture(scope="module")
