@@ -124,6 +124,19 @@ def ensure_service_monitor_crd(cluster: Cluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", SERVICE_MONITOR_CRD)
 
 
+def ensure_gateway_api_crds(cluster: Cluster) -> None:
+    """Gateway API's CRDs (hack/cluster/build.sh fetches them): `kubectl auth can-i` answers "no" for
+    a resource the API server does not serve, whatever the RBAC rules say."""
+    folder = service_monitor_crd_file().split("/crds/")[0] + (
+        f"/crds/gateway-api-{pinned_versions()['GATEWAY_API_VERSION']}"
+    )
+    assert Path(folder).is_dir(), f"{folder} is missing; hack/cluster/build.sh crds fetches it"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", folder)
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/httproutes.gateway.networking.k8s.io"
+    )
+
+
 PROMETHEUS_RULE_CRD = "prometheusrules.monitoring.coreos.com"
 
 

@@ -17,6 +17,7 @@ from e2e_kit import (
     CHART,
     RESTRICTED,
     can_i,
+    ensure_gateway_api_crds,
     ensure_service_monitor_crd,
     forbidden_lines,
     fresh_namespaces,
@@ -158,9 +159,13 @@ def needed(namespace: str | None) -> list[tuple[str, str, str | None]]:
             continue
         group = "" if resource.api_version == "v1" else resource.api_version.split("/")[0]
         qualified = f"{resource.plural}.{group}" if group else resource.plural
-        checks += [
-            (verb, qualified, namespace) for verb in ("get", "list", "watch", "create", "patch", "delete")
-        ]
+        # The rollout's HTTPRoute is no watched child: it is read, applied and deleted, never listed.
+        verbs = (
+            ("get", "create", "patch", "delete")
+            if kind == kube.HTTP_ROUTE.kind
+            else ("get", "list", "watch", "create", "patch", "delete")
+        )
+        checks += [(verb, qualified, namespace) for verb in verbs]
     return checks
 
 
@@ -237,6 +242,7 @@ def never(namespace: str, operator_namespace: str) -> list[tuple[str, str, str |
 
 def test_operator_runs_under_the_chart_rbac_namespaced_mode(cluster: Cluster, tmp_path: Path) -> None:
     ensure_service_monitor_crd(cluster)
+    ensure_gateway_api_crds(cluster)
     install_keda_crds(cluster)  # ScaledObjects are a child kind: its RBAC is checked like the others'
     release = unique("rbac")
     with (

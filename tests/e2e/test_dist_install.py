@@ -11,6 +11,7 @@ from pathlib import Path
 
 from e2e_kit import (
     documents,
+    ensure_gateway_api_crds,
     ensure_service_monitor_crd,
     forbidden_lines,
     fresh_namespaces,
@@ -39,6 +40,7 @@ def grant_namespace_list(cluster: Cluster, namespace: str, account: str, name: s
 
 def test_kubectl_apply_dist_install(cluster: Cluster, tmp_path: Path) -> None:
     ensure_service_monitor_crd(cluster)
+    ensure_gateway_api_crds(cluster)
     with fresh_namespaces(cluster, "e2e-dist", "e2e-dist-ml") as (ops, ml):
         manifest = DIST.read_text().replace("modelserve-system", ops)
         kinds = {d["kind"] for d in documents(manifest)}
