@@ -415,7 +415,12 @@ def chart_identity(cluster: Cluster, namespace: str) -> Iterator[str]:
         "-",
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}),
     )
-    sa = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    # The operator's own ServiceAccount (the chart also makes one for the activator).
+    sa = next(
+        d
+        for d in rbac
+        if d["kind"] == "ServiceAccount" and not d["metadata"]["name"].endswith("-activator")
+    )["metadata"]["name"]
     yield f"system:serviceaccount:{namespace}:{sa}"
     for doc in rbac:
         if doc["kind"].startswith("Cluster"):
