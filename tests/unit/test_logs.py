@@ -68,7 +68,9 @@ def test_kopf_object_lines_are_mapped_to_the_same_fields(captured: io.StringIO) 
             "k8s_skip": False,
             # kopf's own Event poster may still hang on this logger after an in-process operator
             # ran (integration tests first): settings that never post keep it out of the way.
-            "settings": SimpleNamespace(posting=SimpleNamespace(enabled=False, level=logging.CRITICAL + 1)),
+            "settings": SimpleNamespace(
+                posting=SimpleNamespace(enabled=False, level=logging.CRITICAL + 1, loggers=False)
+            ),
         },
     )
     [entry] = lines(captured)
