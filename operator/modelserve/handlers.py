@@ -96,6 +96,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         load_api_client(pool_size=ours.workers * 2, identity=me),
         on_request=metrics.count_request,
         on_refused=metrics.count_refused,
+        on_late=metrics.count_late,
     )
     controller = Controller(kube, ours, identity=me)
     await controller.discover()

@@ -177,6 +177,7 @@ class Kube:
         on_request: Callable[[str, str, str], None] | None = None,
         may_write: Callable[[], bool] | None = None,
         on_refused: Callable[[str, str], None] | None = None,
+        on_late: Callable[[str, str], None] | None = None,
     ) -> None:
         self._api = api_client
         self._on_request = on_request
@@ -184,6 +185,11 @@ class Kube:
         # None means always (a single operator without leader election, the tests' fakes).
         self.may_write = may_write
         self._on_refused = on_refused
+        # A write that passed the fence but whose answer came after the lease margin ran out: the
+        # process was paused (or the request was slow) between the check and the bytes leaving, so it
+        # may have reached the server after another replica took over. No client-side check can close
+        # that window (client-go's leader election says the same); it is counted and logged instead.
+        self._on_late = on_late
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str]] = Counter()
 
@@ -260,6 +266,15 @@ class Kube:
         response = self._api.call_api(
             method, url, header_params=headers, body=payload, _request_timeout=timeout
         )
+        if fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write():
+            log.warning(
+                "%s %s was sent while this replica led but answered after its lease margin ran out: "
+                "it may have reached the API server after another replica took over",
+                verb,
+                resource,
+            )
+            if self._on_late:
+                self._on_late(verb, resource)
         return response, response.read()  # type: ignore[no-untyped-call]
 
     # --- children ----------------------------------------------------------------------------------

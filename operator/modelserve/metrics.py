@@ -107,8 +107,21 @@ WRITES_REFUSED: Final = Counter(
 )
 
 
+WRITES_LATE: Final = Counter(
+    "modelserve_writes_late_total",
+    "Writes that passed the fence but were answered after the lease margin ran out (the process was "
+    "paused or the request was slow): they may have landed after another replica took over.",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
+
+
 def count_refused(verb: str, resource: str) -> None:
     WRITES_REFUSED.labels(verb=verb, resource=resource).inc()
+
+
+def count_late(verb: str, resource: str) -> None:
+    WRITES_LATE.labels(verb=verb, resource=resource).inc()
 
 
 def track_store(store: str, size: Callable[[], int]) -> None:

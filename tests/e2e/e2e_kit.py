@@ -277,7 +277,13 @@ def wait_operator_pod_ready(
 
     def probe() -> dict[str, Any] | None:
         pods = cluster.kubectl_json(
-            "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            # The release also runs the activator: the component label tells the operator's pods apart.
+            "-l",
+            f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator",
         )["items"]
         for pod in pods:
             if pod["metadata"].get("deletionTimestamp"):

@@ -203,10 +203,17 @@ def test_idle_model_reaches_zero_and_fifty_first_requests_wake_it_once(
         a.metric("modelserve_activator_wakes_total", namespace=namespace, model="idle") for a in activators
     )
     assert woken >= 1
+    # Every request went through the activators to the pod; those that arrived before a pod was Ready
+    # were held (at least the first, which woke the model). How many arrived after the pod was Ready is
+    # the clients' timing, not the activator's behaviour, so it is not asserted.
+    forwarded = sum(
+        a.metric("modelserve_activator_requests_forwarded_total", namespace=namespace) for a in activators
+    )
+    assert forwarded == 55
     queued = sum(
         a.metric("modelserve_activator_requests_queued_total", namespace=namespace) for a in activators
     )
-    assert queued == 55
+    assert 1 <= queued <= 55, queued
     # Routing handed back to the pods.
     wait_until(
         lambda: get_or_none(cluster, namespace, "endpointslice", "idle-activator") is None,

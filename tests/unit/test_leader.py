@@ -235,3 +235,25 @@ def test_the_fence_refuses_every_write_before_it_is_sent_but_never_a_read_or_the
     leading[0] = True
     kube.apply(manifest)
     assert api_client.sent[-1].startswith("PATCH /api/v1/namespaces/ml/configmaps/a")
+
+
+def test_a_write_answered_after_the_fence_closed_is_reported_late_and_a_timely_one_is_not() -> None:
+    api_client = RecordingClient()
+    leading = [True]
+    late: list[tuple[str, str]] = []
+
+    class PausedDuringSend(RecordingClient):
+        def call_api(self, method: str, url: str, **kwargs: Any) -> Any:
+            leading[0] = False  # the process froze after the check and woke after its lease margin
+            return super().call_api(method, url, **kwargs)
+
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "ml"}}
+    kube = Kube(api_client, may_write=lambda: leading[0], on_late=lambda v, r: late.append((v, r)))  # type: ignore[arg-type]
+    kube.apply(manifest)
+    kube.get("ConfigMap", "ml", "a")
+    assert late == []
+    paused = PausedDuringSend()
+    kube = Kube(paused, may_write=lambda: leading[0], on_late=lambda v, r: late.append((v, r)))  # type: ignore[arg-type]
+    kube.patch_status("ml", "a", {})
+    assert len(paused.sent) == 1, "the write was sent: it passed the fence before the pause"
+    assert late == [("patch", "modeldeployments/status")]
