@@ -3,7 +3,7 @@
     .venv/bin/python bench/failover.py                 # 10 failover rounds, churn of 1,000
     .venv/bin/python bench/failover.py --rounds 3 --churn 300
 
-Failover: two `modelserve run` processes on one Lease (the default timing: 15 s lease, 10 s renew
+Failover: two `modelserve run` processes on one Lease (the default timing: 10 s lease, 7 s renew
 deadline, 2 s retry); the leader is SIGKILLed and a spec change made; the time from the kill to the
 status the new leader writes for that change is one sample. Churn: one operator, N ModelDeployments
 created, reconciled and deleted; RSS before, at the peak and after, and the per-object stores (its
@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "operator")]
 
 from kit import get_or_none, wait_until  # noqa: E402
+from modelserve.settings import Settings  # noqa: E402
 from reliability_kit import (  # noqa: E402
     OperatorProcess,
     apply_all,
@@ -39,6 +40,7 @@ from reliability_kit import (  # noqa: E402
 )
 
 STORES = ("records", "children", "queue")
+DEFAULTS = Settings()  # the operators run with the default lease timing: what a user gets
 
 
 def bump(cluster: object, namespace: str, names: list[str], value: str) -> int:
@@ -183,7 +185,11 @@ def main() -> int:
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
-        "lease": {"duration_s": 15, "renew_deadline_s": 10, "retry_period_s": 2},
+        "lease": {
+            "duration_s": DEFAULTS.lease_duration_seconds,
+            "renew_deadline_s": DEFAULTS.renew_deadline_seconds,
+            "retry_period_s": DEFAULTS.retry_period_seconds,
+        },
         "failover_s": times,
         "failover_p50_s": percentile(times, 50) if times else None,
         "failover_p95_s": percentile(times, 95) if times else None,

@@ -147,6 +147,15 @@ def start_activator(
     return Activator(process, *match.groups(), log=log)
 
 
+class StubHTTPServer(ThreadingHTTPServer):
+    """http.server with a real server's listen backlog. socketserver's default is 5: a burst of 50
+    connections (an activator releasing its held requests) overflows it, the kernel drops the SYNs
+    and each caller waits out TCP's 1 s retransmit, which measured the stand-in, not the activator."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 @dataclass
 class TFServingStub:
     """Stand-in for TF Serving on one pod IP: counts what it served."""
@@ -188,8 +197,7 @@ class TFServingStub:
 
                 return grpc.unary_unary_rpc_method_handler(unary)
 
-        http = ThreadingHTTPServer((self.ip, self.rest_port), Handler)
-        http.daemon_threads = True
+        http = StubHTTPServer((self.ip, self.rest_port), Handler)
         thread = threading.Thread(target=http.serve_forever, daemon=True)
         thread.start()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))

@@ -36,9 +36,9 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     election.add_argument(
         "--lease-namespace", help="namespace of the Lease (default: POD_NAMESPACE, else the first -n)"
     )
-    election.add_argument("--lease-duration-seconds", type=float, help="standbys wait this long (15)")
+    election.add_argument("--lease-duration-seconds", type=float, help="standbys wait this long (10)")
     election.add_argument(
-        "--renew-deadline-seconds", type=float, help="a leader stops writing after this long unrenewed (10)"
+        "--renew-deadline-seconds", type=float, help="a leader stops writing after this long unrenewed (7)"
     )
     election.add_argument("--retry-period-seconds", type=float, help="renew/acquire attempts this often (2)")
     election.add_argument("--identity", help="this replica's name in the Lease (default: POD_NAME)")

@@ -424,7 +424,19 @@ class Reconciler:
         seed = replicas.seed_body(md, live) if live is not None else None
         if seed is not None:
             try:
-                self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
+                try:
+                    self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
+                except Transient as exc:
+                    if exc.status != 409:
+                        raise
+                    # Our copy is behind (the Deployment controller's status writes move the
+                    # resourceVersion too): claim again at the count as it is now; a second 409 is
+                    # retried with the reconcile.
+                    fresh = self.kube.get("Deployment", md.namespace, desired["metadata"]["name"])
+                    seed = replicas.seed_body(md, fresh) if fresh is not None else None
+                    if seed is None:
+                        return replicas.creation_body(md, desired)
+                    self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
                 return desired
             except Invalid:
                 pass  # deleted meanwhile: a partial apply cannot create it; the apply below does

@@ -54,10 +54,11 @@ class Settings(BaseModel):
     lease_namespace: str = ""
     """Namespace of the leader Lease; empty: POD_NAMESPACE, else the first watched namespace, else
     `default`."""
-    lease_duration_seconds: Annotated[float, Field(gt=0)] = 15.0
-    """How long a standby waits after the last renewal it saw before taking the lease (client-go's
-    default)."""
-    renew_deadline_seconds: Annotated[float, Field(gt=0)] = 10.0
+    lease_duration_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """How long a standby waits after the last renewal it saw before taking the lease. Shorter than
+    client-go's 15 s so that a failover (this plus up to two retry periods plus a reconcile) stays
+    under 15 s; the fence keeps the lease duration minus the renew deadline (3 s) as its margin."""
+    renew_deadline_seconds: Annotated[float, Field(gt=0)] = 7.0
     """A leader that could not renew for this long stops writing (before the lease can expire for
     the others)."""
     retry_period_seconds: Annotated[float, Field(gt=0)] = 2.0

@@ -215,8 +215,8 @@ def test_operator_deployment_follows_the_values(cluster: Cluster) -> None:
         "--verbose",
         "--leader-election",
         "--lease-name=modelserve",
-        "--lease-duration-seconds=15",
-        "--renew-deadline-seconds=10",
+        "--lease-duration-seconds=10",
+        "--renew-deadline-seconds=7",
         "--retry-period-seconds=2",
     ]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}

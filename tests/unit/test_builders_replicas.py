@@ -44,6 +44,9 @@ def test_the_seed_holds_the_live_count_and_at_least_the_minimum() -> None:
     }
     seed = replicas.seed_body(md, {"spec": {"replicas": 0}})  # resumed from suspend
     assert seed is not None and seed["spec"]["replicas"] == 3
+    # The count is claimed at the resourceVersion it was read at, never over a newer one.
+    read = {"metadata": {"resourceVersion": "41"}, "spec": {"replicas": 4}}
+    assert replicas.seed_body(md, read)["metadata"]["resourceVersion"] == "41"  # type: ignore[index]
     assert replicas.seed_body(make(replicas=2), {"spec": {"replicas": 5}}) is None
     assert replicas.seed_body(make(**AUTO, suspend=True), {"spec": {"replicas": 5}}) is None
 

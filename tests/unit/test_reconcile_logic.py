@@ -259,6 +259,9 @@ class FakeKube(Kube):
         current = self.objects.get(key)
         if seed and current is None:  # a partial apply cannot create an object
             raise Invalid(422, "Invalid", "spec.selector: Required value")
+        precondition = meta.get("resourceVersion")
+        if precondition and current and current["metadata"]["resourceVersion"] != precondition:
+            raise Transient(409, "Conflict", "the object has been modified; please apply your changes")
         live = _merge(copy.deepcopy(current) if current else {}, copy.deepcopy(manifest))
         _server_defaults(live, current)
         live_meta = live["metadata"]
@@ -807,6 +810,33 @@ def test_autoscaled_deployment_is_created_at_min_then_its_count_is_held_before_e
     deployment_calls = [c for c in kube.calls if c[1] == "Deployment" and c[0] in ("seed", "apply")]
     assert deployment_calls == [("seed", "Deployment", "resnet"), ("apply", "Deployment", "resnet")]
     assert kube.live("Deployment")["spec"]["replicas"] == 5
+
+
+def test_the_count_is_never_claimed_over_a_scale_the_cache_has_not_seen_yet() -> None:
+    kube = FakeKube()
+    cache = ChildCache()
+    auto = {
+        "model": {"storageUri": "gs://models/resnet"},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 6},
+    }
+    reconciler(kube, cache).reconcile(kube.create_md(auto))
+    cache.put(kube.mutate("Deployment", lambda d: d["spec"].update(replicas=3)))
+    # The autoscaler scales to 6; its watch event has not reached the operator's cache yet.
+    kube.mutate("Deployment", lambda d: d["spec"].update(replicas=6))
+    kube.calls.clear()
+    changed = {**auto, "serving": {"env": [{"name": "A", "value": "1"}]}}
+    reconciler(kube, cache).reconcile(kube.update_spec(changed))
+    # The claim at the stale count (3) is refused (409); the count is read again and claimed as is.
+    deployment_calls = [
+        c for c in kube.calls if c[1:] == ("Deployment", "resnet") and c[0] in ("seed", "get", "apply")
+    ]
+    assert deployment_calls == [
+        ("seed", "Deployment", "resnet"),
+        ("get", "Deployment", "resnet"),
+        ("seed", "Deployment", "resnet"),
+        ("apply", "Deployment", "resnet"),
+    ]
+    assert kube.live("Deployment")["spec"]["replicas"] == 6, "the autoscaler's count survived"
 
 
 def test_a_refused_pass_through_struct_is_found_by_dry_run_before_anything_is_applied() -> None:

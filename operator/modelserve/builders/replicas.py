@@ -6,7 +6,11 @@ server-side apply rules make that subtle:
   first syncs; so the creating apply carries minReplicas (the manifest's hash does not include it);
 - a later apply that leaves out a field its manager owns removes the field, and the Deployment
   falls back to 1 replica. So before every such apply a second field manager (SEED_FIELD_MANAGER)
-  claims the live count; the HPA's own scale writes take the field from it as they come.
+  claims the live count; the HPA's own scale writes take the field from it as they come. That is the
+  hand-over Kubernetes documents for giving replicas to an HPA ("Transferring ownership" in the
+  server-side apply docs). The claim carries the resourceVersion the count was read at: if the
+  autoscaler scaled in between (our cache one event behind), the API server answers 409 and the
+  reconcile is retried on fresh state, so the claim never writes back an older count.
 """
 
 from __future__ import annotations
@@ -36,10 +40,14 @@ def seed_body(md: api.ModelDeployment, live: dict[str, Any]) -> dict[str, Any] |
     if md.spec.autoscaling is None or not hpa_owns_replicas(md):
         return None
     current = int((live.get("spec") or {}).get("replicas") or 0)
+    metadata: dict[str, Any] = {"name": naming.deployment_name(md), "namespace": md.namespace}
+    read_at = (live.get("metadata") or {}).get("resourceVersion")
+    if read_at:
+        metadata["resourceVersion"] = read_at  # a precondition: 409 if the count moved since
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": naming.deployment_name(md), "namespace": md.namespace},
+        "metadata": metadata,
         "spec": {"replicas": max(current, md.spec.autoscaling.min_replicas)},
     }
 

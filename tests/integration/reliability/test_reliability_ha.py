@@ -23,6 +23,7 @@ import pytest
 
 from kit import get_or_none, wait_until
 from modelserve.events import DEFAULT_POSTERS
+from modelserve.settings import Settings
 from reliability_kit import (
     FaultCluster,
     OperatorProcess,
@@ -33,7 +34,7 @@ from reliability_kit import (
 
 pytestmark = pytest.mark.integration
 
-LEASE_DURATION = 15.0  # the defaults: what a user gets
+LEASE_DURATION = Settings().lease_duration_seconds  # the defaults: what a user gets
 MUTATING = {"create", "update", "patch", "delete"}
 
 
