@@ -53,7 +53,10 @@ def test_the_queue_is_bounded_and_a_wake_is_asked_once() -> None:
         wakes: list[int] = []
         holder = Holder(reg, Options(hold_seconds=5, queue_size=2), lambda m: wakes.append(m.held))
         waiting = [asyncio.ensure_future(holder.pod_for(model)) for _ in range(2)]
-        await asyncio.sleep(0.01)
+        for _ in range(1000):  # both requests queued (the tasks run on this loop, no clock)
+            if model.held == 2:
+                break
+            await asyncio.sleep(0)
         with pytest.raises(Unavailable, match="queue full"):
             await holder.pod_for(model)
         assert model.held == 2 and wakes == [1]

@@ -43,6 +43,14 @@ def run(test: Callable[[Clock], Awaitable[None]]) -> None:
         runner.run(test(clock))  # type: ignore[arg-type]
 
 
+async def settle(turns: int = 100) -> None:
+    """Lets every task on the loop run until it blocks: a worker that could take a key would have
+    taken it by then (all of them live on this loop, nothing runs in threads), without waiting on
+    the wall clock."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 class Recorder:
     """The process function: records calls, can hold a key until released, fails or asks for a delay."""
 
@@ -302,7 +310,7 @@ def test_a_held_queue_collects_keys_and_processes_them_once_released() -> None:
             queue.add(key)
         queue.add("c", delay=1.0)
         clock.advance(2.0)  # a timer firing while held only queues its key
-        await asyncio.sleep(0.05)
+        await settle()
         assert rec.calls == []
         assert queue.held and queue.depth() == 3 and queue.tracked() == 3
         queue.release()
@@ -313,7 +321,7 @@ def test_a_held_queue_collects_keys_and_processes_them_once_released() -> None:
         queue.hold()
         await asyncio.sleep(0)
         queue.add("d")
-        await asyncio.sleep(0.05)
+        await settle()
         assert rec.calls.count("d") == 0 and queue.depth() == 1
         queue.release()
         await rec.wait_for_start("d")
