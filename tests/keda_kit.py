@@ -17,13 +17,12 @@ What it sets up, as KEDA's own manifests would in a cluster:
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kit import REPO, Cluster, pinned_versions, wait_until
+from kit import REPO, Cluster, cache_root, pinned_versions, wait_until
 
 BUILD_SCRIPT = REPO / "hack" / "cluster" / "build.sh"
 NAMESPACE = "keda"
@@ -39,11 +38,7 @@ def keda_dir() -> Path:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"hack/cluster/build.sh keda failed:\n{proc.stdout}\n{proc.stderr}")
-    cache = Path(
-        os.environ.get("MODELSERVE_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelserve-operator"
-    )
-    family = cache / "bin" / f"keda-{pinned_versions()['KEDA_VERSION']}"
+    family = cache_root() / "bin" / f"keda-{pinned_versions()['KEDA_VERSION']}"
     for item in ("keda-operator", "keda-adapter", "crds"):
         if not (family / item).exists():
             raise RuntimeError(f"{family / item} is missing after hack/cluster/build.sh keda")

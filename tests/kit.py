@@ -18,6 +18,14 @@ CRD_DIR = REPO / "crds"
 T = TypeVar("T")
 
 
+def cache_root() -> Path:
+    """Where hack/cluster/lib.sh caches built binaries and fetched CRDs (its cache_root)."""
+    root = os.environ.get("MODELSERVE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
+    )
+    return Path(root)
+
+
 def pinned_versions() -> dict[str, str]:
     """hack/cluster/versions.env as a dict."""
     versions = {}

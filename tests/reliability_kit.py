@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from kit import CLUSTER_SCRIPT, CRD_DIR, Cluster, wait_until
+from kit import CLUSTER_SCRIPT, CRD_DIR, Cluster, cache_root, wait_until
 from modelserve import builders
 
 # Every built-in child kind (the fault cluster has no Prometheus Operator or KEDA CRDs), once each.
@@ -44,13 +44,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def cache_root() -> Path:
-    root = os.environ.get("MODELSERVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
-    )
-    return Path(root)
 
 
 # --- the fault cluster -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from kit import REPO, Cluster, pinned_versions, wait_until
+from kit import REPO, Cluster, cache_root, pinned_versions, wait_until
 
 CHART = REPO / "charts" / "modelserve-operator"
 E2E = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def helm(
     require_binary(cluster, "helm")
     env = cluster.env()
     # Keep helm's caches and repository config out of the user's home.
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelserve-operator" / "helm"
+    cache = cache_root() / "helm"
     env.update(
         HELM_CACHE_HOME=str(cache / "cache"),
         HELM_CONFIG_HOME=str(cache / "config"),
@@ -107,9 +107,7 @@ RESTRICTED = {
 
 
 def service_monitor_crd_file() -> str:
-    cache = os.environ.get("MODELSERVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
-    )
+    cache = cache_root()
     version = pinned_versions()["PROMETHEUS_OPERATOR_VERSION"]
     return f"{cache}/crds/prometheus-operator-{version}/monitoring.coreos.com_servicemonitors.yaml"
 

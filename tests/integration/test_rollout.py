@@ -299,13 +299,10 @@ def test_label_moves_stay_in_place_and_no_canary_without_rollout(cluster: Cluste
 
 
 def _gateway_crds(cluster: Cluster) -> None:
-    import os
 
-    from kit import pinned_versions
+    from kit import cache_root, pinned_versions
 
-    cache = os.environ.get("MODELSERVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
-    )
+    cache = cache_root()
     folder = f"{cache}/crds/gateway-api-{pinned_versions()['GATEWAY_API_VERSION']}"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", folder)
     cluster.kubectl(

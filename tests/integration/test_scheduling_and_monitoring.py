@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from kit import Cluster, get_or_none, model_deployment, pinned_versions, wait_condition, wait_until
+from kit import (
+    Cluster,
+    cache_root,
+    get_or_none,
+    model_deployment,
+    pinned_versions,
+    wait_condition,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,13 +68,7 @@ def test_nodes_without_the_label_are_unschedulable(cluster: Cluster, namespace: 
 
 
 def _service_monitor_crd_file() -> str:
-    import os
-
-    from kit import REPO  # noqa: F401  (the cache path follows hack/cluster/lib.sh)
-
-    cache = os.environ.get("MODELSERVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelserve-operator"
-    )
+    cache = cache_root()
     version = pinned_versions()["PROMETHEUS_OPERATOR_VERSION"]
     return f"{cache}/crds/prometheus-operator-{version}/monitoring.coreos.com_servicemonitors.yaml"
 
