@@ -157,7 +157,9 @@ def test_a_canary_whose_pods_never_turn_ready_rolls_back_at_the_deadline(
     bad["scheduling"] = {"nodeSelector": NOWHERE}
 
     with Sampler(kube_api, namespace, "stuck") as sampler:
-        wait_until(lambda: sampler.samples > 0, timeout=30, what="the first sample")
+        # The Service's endpoints may trail the Deployment's ready count by a moment: start from 4.
+        wait_until(lambda: sampler.ready_endpoints[-1:] == [4], timeout=30, what="4 ready endpoints sampled")
+        before = len(sampler.ready_endpoints) - 1
         apply(cluster, namespace, "stuck", bad)
         started = time.monotonic()
         progressing = wait_phase(cluster, namespace, "stuck", "Progressing", timeout=60, step=1)
@@ -184,6 +186,9 @@ def test_a_canary_whose_pods_never_turn_ready_rolls_back_at_the_deadline(
             timeout=90,
             what="the stable back at 4 ready replicas",
         )
+        wait_until(
+            lambda: sampler.ready_endpoints[-1:] == [4], timeout=30, what="the Service back at 4 endpoints"
+        )
 
     assert progressing["stepWeight"] == 25
     assert deadline - 2 <= took < deadline + 30, (
@@ -207,7 +212,8 @@ def test_a_canary_whose_pods_never_turn_ready_rolls_back_at_the_deadline(
     assert sampler.min_stable_ready is not None and sampler.min_stable_ready >= 3, sampler.min_stable_ready
     assert sampler.max_canaries == 1, sampler.max_canaries
     assert sampler.canary_endpoints_ready == 0
-    assert max(sampler.ready_endpoints) == 4 and min(sampler.ready_endpoints) >= 3, sampler.ready_endpoints
+    during = sampler.ready_endpoints[before:]
+    assert during[0] == 4 and min(during) >= 3, during
     assert "Promoting" not in sampler.phases(), sampler.phases()
     # The rollback restores the stable spec and leaves the user's spec alone.
     assert rolled["stableSpec"].get("scheduling") in (None, {}), rolled["stableSpec"].get("scheduling")
