@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -164,6 +165,9 @@ class TFServingStub:
     rest_port: int = 8501
     grpc_port: int = 8500
     served: list[str] = field(default_factory=list)
+    # time.perf_counter() when each REST request reached this stand-in (before it is read): what
+    # the activator's benchmark measures the activator's own share up to.
+    arrivals: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
@@ -177,10 +181,12 @@ class TFServingStub:
                 pass
 
             def do_POST(self) -> None:
+                arrived = time.perf_counter()
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 with stub._lock:
                     stub.served.append(f"rest {self.path}")
+                    stub.arrivals.append(arrived)
                 body = json.dumps({"predictions": [[2.5]]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -233,6 +239,9 @@ class StubFleet:
 
     def served(self) -> list[str]:
         return [item for stub in self.stubs for item in stub.served]
+
+    def arrivals_since(self, since: float) -> list[float]:
+        return [t for stub in self.stubs for t in stub.arrivals if t >= since]
 
     def __enter__(self) -> StubFleet:
         for stub in self.stubs:
