@@ -421,6 +421,10 @@ class Reconciler:
     ) -> dict[str, Any]:
         """With autoscaling: create at minReplicas, and never let an apply reset the live count
         (see builders/replicas.py)."""
+        if "replicas" in desired["spec"]:
+            # A rollout's plan sets the count: a seed (at least minReplicas) would raise the stable
+            # over the plan's split for a moment, and the canary would shrink to fit the budget.
+            return desired
         seed = replicas.seed_body(md, live) if live is not None else None
         if seed is not None:
             try:
