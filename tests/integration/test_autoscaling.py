@@ -91,9 +91,11 @@ def test_cpu_target_scales_on_simulated_cpu_usage(cluster: Cluster, namespace: s
         return replicas(cluster, namespace, "cpu")[0] == 1
 
     wait_until(scaled_down, timeout=180, interval=3, what="the HPA to scale back down when CPU is idle")
-    deployment = get_or_none(cluster, namespace, "deployment", "cpu")
-    assert deployment is not None
-    assert not any(w.startswith("modelserve-operator") for w in replica_writers(deployment))
+    # kubectl leaves managedFields out unless asked; without them the check below would be empty.
+    deployment = cluster.kubectl_json("get", "deployment", "cpu", "-n", namespace, "--show-managed-fields")
+    writers = replica_writers(deployment)
+    assert not any(w.startswith("modelserve-operator") for w in writers), writers
+    assert any(w.startswith("kube-controller-manager") for w in writers), writers
 
 
 @pytest.mark.usefixtures("settings", "keda", "operator")
