@@ -69,11 +69,16 @@ def is_subset(desired: object, live: object) -> bool:
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without metadata.managedFields: often its largest part, and never compared."""
+    """The object without metadata.managedFields: often its largest part, and never compared. A
+    Deployment keeps the entries that own spec.replicas (only those, without their other fields):
+    they say whether our apply still owns the count (builders/replicas.py)."""
     meta = obj.get("metadata")
     if not meta or "managedFields" not in meta:
         return obj
-    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    kept = {k: v for k, v in meta.items() if k != "managedFields"}
+    if obj.get("kind") == "Deployment":
+        kept["managedFields"] = replicas.replica_owners(meta.get("managedFields") or [])
+    return {**obj, "metadata": kept}
 
 
 class ChildCache:
@@ -425,26 +430,30 @@ class Reconciler:
             # A rollout's plan sets the count: a seed (at least minReplicas) would raise the stable
             # over the plan's split for a moment, and the canary would shrink to fit the budget.
             return desired
-        seed = replicas.seed_body(md, live) if live is not None else None
-        if seed is not None:
+        if live is None:
+            return replicas.creation_body(md, desired)
+        seed = replicas.seed_body(md, live)
+        if seed is None:
+            return desired  # nothing to hand over: the count is not ours to lose, or we set it
+        try:
             try:
-                try:
+                self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
+            except Transient as exc:
+                if exc.status != 409:
+                    raise
+                # Our copy is behind (the Deployment controller's status writes move the
+                # resourceVersion too): claim again at the count as it is now (if it is still ours
+                # to hand over); a second 409 is retried with the reconcile.
+                fresh = self.kube.get("Deployment", md.namespace, desired["metadata"]["name"])
+                if fresh is None:
+                    return replicas.creation_body(md, desired)
+                seed = replicas.seed_body(md, fresh)
+                if seed is not None:
                     self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
-                except Transient as exc:
-                    if exc.status != 409:
-                        raise
-                    # Our copy is behind (the Deployment controller's status writes move the
-                    # resourceVersion too): claim again at the count as it is now; a second 409 is
-                    # retried with the reconcile.
-                    fresh = self.kube.get("Deployment", md.namespace, desired["metadata"]["name"])
-                    seed = replicas.seed_body(md, fresh) if fresh is not None else None
-                    if seed is None:
-                        return replicas.creation_body(md, desired)
-                    self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
-                return desired
-            except Invalid:
-                pass  # deleted meanwhile: a partial apply cannot create it; the apply below does
-        return replicas.creation_body(md, desired)
+            return desired
+        except Invalid:
+            # Deleted meanwhile: a partial apply cannot create it; the apply that follows does.
+            return replicas.creation_body(md, desired)
 
     def _engine_children(
         self, md: api.ModelDeployment, monitoring_available: bool, desired: list[builders.Child]

@@ -121,12 +121,29 @@ def test_a_load_target_is_a_keda_scaled_object_and_the_operator_never_writes_rep
     wait_until(
         lambda: replicas(cluster, namespace, "rps") == (2, 2), timeout=90, what="2 replicas (KEDA's min)"
     )
-    deployment = get_or_none(cluster, namespace, "deployment", "rps")
-    assert deployment is not None
-    # Created at KEDA's minimum; from then on spec.replicas belongs to the HPA KEDA made (or to no
-    # manager while nothing scaled it), never to the operator.
+    deployment = cluster.kubectl_json("get", "deployment", "rps", "-n", namespace, "--show-managed-fields")
+    # Created at KEDA's minimum by the operator's apply, which owns that count only until an
+    # autoscaler changes it; KEDA's HPA has had no reason to (it wants 2 as well). Nothing else of
+    # the operator's owns it: no claim was made, the count was never written again.
     writers = replica_writers(deployment)
-    assert not any(w.startswith("modelserve-operator") for w in writers), writers
+    assert writers == {"modelserve-operator/"}, writers
+    # A spec change now: our apply leaves spec.replicas out, so it hands the count over first, at
+    # the value KEDA's HPA keeps, and never writes another value.
+    patch = {"spec": {"serving": {"env": [{"name": "A", "value": "1"}]}}}
+    cluster.kubectl("patch", "mdep", "rps", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+    wait_until(
+        lambda: (
+            "modelserve-operator/"
+            not in replica_writers(
+                cluster.kubectl_json("get", "deployment", "rps", "-n", namespace, "--show-managed-fields")
+            )
+        ),
+        timeout=60,
+        what="the operator's apply no longer owning spec.replicas",
+    )
+    deployment = cluster.kubectl_json("get", "deployment", "rps", "-n", namespace, "--show-managed-fields")
+    assert deployment["spec"]["replicas"] == 2
+    assert replica_writers(deployment) == {"modelserve-operator-replicas/"}, replica_writers(deployment)
     assert condition(md, "Ready")["status"] == "True"  # type: ignore[index]
 
 

@@ -40,6 +40,7 @@ from autoscaling_kit import (
     activator_service,
     keda,  # noqa: F401  (fixture)
     operator_settings,
+    replica_writers,
     replicas,
 )
 from kit import REPO, Cluster, condition, get_or_none, model_deployment, wait_condition, wait_until
@@ -300,6 +301,38 @@ def test_replicas_follow_requests_per_second_up_and_down(
             interval=1,
             what="4 replicas for 35 requests/s at 10 per replica",
         )
+
+        # KEDA's HPA scaled it: spec.replicas is the HPA controller's. A spec change now must leave it
+        # alone: the operator writes no count (no claim, no apply of it) while an autoscaler owns it.
+        def writers() -> set[str]:
+            return replica_writers(
+                cluster.kubectl_json("get", "deployment", "ramp", "-n", namespace, "--show-managed-fields")
+            )
+
+        def autoscaler_only() -> bool:
+            owners = writers()
+            return any(w.startswith("kube-controller-manager") for w in owners) and not any(
+                w.startswith("modelserve-operator") for w in owners
+            )
+
+        assert autoscaler_only(), writers()
+        generation = int(
+            cluster.kubectl_json("get", "mdep", "ramp", "-n", namespace)["metadata"]["generation"]
+        )
+        patch = {"spec": {"serving": {"env": [{"name": "A", "value": "1"}]}}}
+        cluster.kubectl("patch", "mdep", "ramp", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+        wait_until(
+            lambda: (
+                (cluster.kubectl_json("get", "mdep", "ramp", "-n", namespace).get("status") or {}).get(
+                    "observedGeneration", 0
+                )
+                > generation
+            ),
+            timeout=60,
+            what="the spec change reconciled",
+        )
+        assert autoscaler_only(), writers()
+        assert replicas(cluster, namespace, "ramp")[0] == 4
         exporter.set(rps=12)
         wait_until(
             lambda: replicas(cluster, namespace, "ramp")[0] == 2,

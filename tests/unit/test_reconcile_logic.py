@@ -270,6 +270,7 @@ class FakeKube(Kube):
         live_meta["creationTimestamp"] = "2025-01-01T00:00:01Z"
         live_meta["managedFields"] = [{"manager": naming.FIELD_MANAGER, "operation": "Apply"}]
         if kind == "Deployment":
+            self._own_replicas(live, current, manifest, field_manager)
             generation = current["metadata"]["generation"] if current else 1
             if current and current["spec"] != live["spec"]:
                 generation += 1
@@ -277,6 +278,45 @@ class FakeKube(Kube):
             live.setdefault("status", {"observedGeneration": generation - 1})
         self.objects[key] = live
         return copy.deepcopy(live)
+
+    @staticmethod
+    def _own_replicas(live: Obj, current: Obj | None, manifest: Obj, manager: str) -> None:
+        """Server-side apply's ownership of spec.replicas: an apply that sets another value takes it
+        (we always force), the same value shares it, and leaving it out lets it go; a field nobody
+        owns any more is removed (the Deployment falls back to 1 replica)."""
+        owners = _replica_owners(current)
+        was = (current or {}).get("spec", {}).get("replicas")
+        if "replicas" in manifest.get("spec", {}):
+            if manifest["spec"]["replicas"] != was:
+                owners = [(manager, "Apply")]
+            elif (manager, "Apply") not in owners:
+                owners = [*owners, (manager, "Apply")]
+        elif (manager, "Apply") in owners:
+            owners = [o for o in owners if o != (manager, "Apply")]
+            if not owners:
+                live["spec"]["replicas"] = 1
+        live["metadata"]["managedFields"] += [
+            {"manager": m, "operation": op, "fieldsV1": {"f:spec": {"f:replicas": {}}}} for m, op in owners
+        ]
+
+    def scale(self, replicas: int, name: str = "resnet", manager: str = "kube-controller-manager") -> Obj:
+        """What the HPA controller does: an update of the scale subresource, which takes spec.replicas
+        from every other manager."""
+
+        def scaled(dep: Obj) -> None:
+            dep["spec"]["replicas"] = replicas
+            dep["metadata"]["managedFields"] = [
+                e for e in dep["metadata"]["managedFields"] if "fieldsV1" not in e
+            ] + [
+                {
+                    "manager": manager,
+                    "operation": "Update",
+                    "subresource": "scale",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                }
+            ]
+
+        return self.mutate("Deployment", scaled, name)
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         self.calls.append(("get", kind, name))
@@ -331,6 +371,14 @@ class FakeKube(Kube):
     def reset(self) -> None:
         self.calls.clear()
         self.events.clear()
+
+
+def _replica_owners(obj: Obj | None) -> list[tuple[str, str]]:
+    return [
+        (e["manager"], e["operation"])
+        for e in ((obj or {}).get("metadata") or {}).get("managedFields") or []
+        if "f:replicas" in ((e.get("fieldsV1") or {}).get("f:spec") or {})
+    ]
 
 
 def _merge(live: Obj, applied: Obj) -> Obj:
@@ -792,48 +840,65 @@ def test_pods_are_listed_only_while_an_observed_rollout_is_unfinished() -> None:
     assert [(t, reason) for t, reason, _ in kube.events] == [("Normal", Reason.READY)]
 
 
-def test_autoscaled_deployment_is_created_at_min_then_its_count_is_held_before_each_apply() -> None:
+def _deployment_writes(kube: FakeKube) -> list[tuple[str, str, str]]:
+    return [c for c in kube.calls if c[1:] == ("Deployment", "resnet") and c[0] in ("seed", "get", "apply")]
+
+
+AUTO: Obj = {
+    "model": {"storageUri": "gs://models/resnet"},
+    "autoscaling": {"minReplicas": 3, "maxReplicas": 6},
+}
+CHANGED: Obj = {**AUTO, "serving": {"env": [{"name": "A", "value": "1"}]}}
+
+
+def test_autoscaled_deployment_is_created_at_min_and_the_count_is_handed_over_before_an_apply() -> None:
     kube = FakeKube()
     cache = ChildCache()
-    auto = {
-        "model": {"storageUri": "gs://models/resnet"},
-        "autoscaling": {"minReplicas": 3, "maxReplicas": 6},
-    }
-    reconciler(kube, cache).reconcile(kube.create_md(auto))
+    reconciler(kube, cache).reconcile(kube.create_md(AUTO))
     assert kube.live("Deployment")["spec"]["replicas"] == 3
     assert ("seed", "Deployment", "resnet") not in kube.calls  # one write at creation
-    # The HPA scales up; a spec change must not reset the count: the seed claims it first.
-    cache.put(kube.mutate("Deployment", lambda d: d["spec"].update(replicas=5)))
+    # Nothing scaled it yet: our creating apply owns the count, and an apply without it would drop
+    # it (the Deployment would fall back to 1). The claim hands it over first.
     kube.calls.clear()
-    changed = {**auto, "serving": {"env": [{"name": "A", "value": "1"}]}}
-    reconciler(kube, cache).reconcile(kube.update_spec(changed))
-    deployment_calls = [c for c in kube.calls if c[1] == "Deployment" and c[0] in ("seed", "apply")]
-    assert deployment_calls == [("seed", "Deployment", "resnet"), ("apply", "Deployment", "resnet")]
-    assert kube.live("Deployment")["spec"]["replicas"] == 5
+    reconciler(kube, cache).reconcile(kube.update_spec(CHANGED))
+    assert _deployment_writes(kube) == [("seed", "Deployment", "resnet"), ("apply", "Deployment", "resnet")]
+    assert kube.live("Deployment")["spec"]["replicas"] == 3
+    # From then on our applies do not own it: the next spec change claims nothing.
+    kube.calls.clear()
+    reconciler(kube, cache).reconcile(
+        kube.update_spec({**AUTO, "serving": {"env": [{"name": "A", "value": "2"}]}})
+    )
+    assert _deployment_writes(kube) == [("apply", "Deployment", "resnet")]
+    assert kube.live("Deployment")["spec"]["replicas"] == 3
+
+
+def test_once_the_autoscaler_owns_the_count_the_operator_never_writes_it() -> None:
+    kube = FakeKube()
+    cache = ChildCache()
+    reconciler(kube, cache).reconcile(kube.create_md(AUTO))
+    cache.put(kube.scale(5))  # the HPA controller scales up: spec.replicas is its own now
+    kube.calls.clear()
+    reconciler(kube, cache).reconcile(kube.update_spec(CHANGED))
+    assert _deployment_writes(kube) == [("apply", "Deployment", "resnet")], "no claim: not ours"
+    live = kube.live("Deployment")
+    assert live["spec"]["replicas"] == 5
+    assert _replica_owners(live) == [("kube-controller-manager", "Update")]
 
 
 def test_the_count_is_never_claimed_over_a_scale_the_cache_has_not_seen_yet() -> None:
     kube = FakeKube()
     cache = ChildCache()
-    auto = {
-        "model": {"storageUri": "gs://models/resnet"},
-        "autoscaling": {"minReplicas": 2, "maxReplicas": 6},
-    }
-    reconciler(kube, cache).reconcile(kube.create_md(auto))
-    cache.put(kube.mutate("Deployment", lambda d: d["spec"].update(replicas=3)))
-    # The autoscaler scales to 6; its watch event has not reached the operator's cache yet.
-    kube.mutate("Deployment", lambda d: d["spec"].update(replicas=6))
+    reconciler(kube, cache).reconcile(kube.create_md(AUTO))
+    # The autoscaler scales to 6; its watch event has not reached the operator's cache yet, which
+    # still says our creating apply owns the count at 3.
+    kube.scale(6)
     kube.calls.clear()
-    changed = {**auto, "serving": {"env": [{"name": "A", "value": "1"}]}}
-    reconciler(kube, cache).reconcile(kube.update_spec(changed))
-    # The claim at the stale count (3) is refused (409); the count is read again and claimed as is.
-    deployment_calls = [
-        c for c in kube.calls if c[1:] == ("Deployment", "resnet") and c[0] in ("seed", "get", "apply")
-    ]
-    assert deployment_calls == [
+    reconciler(kube, cache).reconcile(kube.update_spec(CHANGED))
+    # The claim at the stale count is refused (409); read again, the count is the autoscaler's:
+    # nothing to claim, and the apply leaves it alone.
+    assert _deployment_writes(kube) == [
         ("seed", "Deployment", "resnet"),
         ("get", "Deployment", "resnet"),
-        ("seed", "Deployment", "resnet"),
         ("apply", "Deployment", "resnet"),
     ]
     assert kube.live("Deployment")["spec"]["replicas"] == 6, "the autoscaler's count survived"
