@@ -148,6 +148,54 @@ def test_a_load_target_is_a_keda_scaled_object_and_the_operator_never_writes_rep
 
 
 @pytest.mark.usefixtures("settings", "keda", "operator")
+def test_suspend_pauses_the_scaled_object_at_zero_and_resume_brings_it_back(
+    cluster: Cluster, namespace: str
+) -> None:
+    spec = {
+        "model": MODEL,
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetRequestsPerSecond": 10},
+    }
+    apply(cluster, namespace, model_deployment("nap", spec))
+    wait_condition(cluster, namespace, "nap", "AutoscalerReady", "True", timeout=120)
+    wait_until(lambda: replicas(cluster, namespace, "nap") == (2, 2), timeout=90, what="2 replicas")
+    so = get_or_none(cluster, namespace, "scaledobject", "nap")
+    assert so is not None
+    uid = so["metadata"]["uid"]
+
+    apply(cluster, namespace, model_deployment("nap", {**spec, "suspend": True}))
+    wait_until(lambda: replicas(cluster, namespace, "nap") == (0, 0), timeout=90, what="0 replicas")
+    md = wait_condition(cluster, namespace, "nap", "Suspended", "True", timeout=60)
+    assert condition(md, "AutoscalerReady")["reason"] == "Suspended"  # type: ignore[index]
+    paused = get_or_none(cluster, namespace, "scaledobject", "nap")
+    assert paused is not None and paused["metadata"]["uid"] == uid, "the same ScaledObject, kept"
+    assert paused["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"] == "0"
+    # KEDA itself says it is paused (and takes its HPA away while it is).
+    wait_until(
+        lambda: any(
+            c.get("type") == "Paused" and c.get("status") == "True"
+            for c in ((get_or_none(cluster, namespace, "scaledobject", "nap") or {}).get("status") or {}).get(
+                "conditions"
+            )
+            or []
+        ),
+        timeout=60,
+        what="KEDA reporting the ScaledObject Paused",
+    )
+
+    apply(cluster, namespace, model_deployment("nap", spec))
+    wait_until(lambda: replicas(cluster, namespace, "nap") == (2, 2), timeout=120, what="2 replicas again")
+    resumed = get_or_none(cluster, namespace, "scaledobject", "nap")
+    assert resumed is not None and resumed["metadata"]["uid"] == uid
+    assert "autoscaling.keda.sh/paused-replicas" not in (resumed["metadata"].get("annotations") or {})
+    wait_until(
+        lambda: get_or_none(cluster, namespace, "hpa", "keda-hpa-nap") is not None,
+        timeout=60,
+        what="KEDA's HPA back",
+    )
+    wait_condition(cluster, namespace, "nap", "AutoscalerReady", "True", reason="Created", timeout=120)
+
+
+@pytest.mark.usefixtures("settings", "keda", "operator")
 def test_switching_engines_cleans_up_the_other(cluster: Cluster, namespace: str) -> None:
     spec = {"model": MODEL, "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 60}}
     apply(cluster, namespace, model_deployment("switch", spec))

@@ -94,8 +94,13 @@ def test_one_engine_at_a_time(autoscaling: dict[str, Any], engine: str) -> None:
     assert (keda.build_scaled_object(md, SETTINGS) is not None) == (engine == "keda")
 
 
-def test_no_scaled_object_while_suspended() -> None:
-    assert keda.build_scaled_object(make(autoscaling=ZERO, suspend=True), SETTINGS) is None
+def test_a_suspended_scaled_object_is_kept_and_paused_at_zero() -> None:
+    running = keda.build_scaled_object(make(autoscaling=ZERO), SETTINGS)
+    suspended = keda.build_scaled_object(make(autoscaling=ZERO, suspend=True), SETTINGS)
+    assert running is not None and suspended is not None
+    assert "annotations" not in running["metadata"]  # resuming removes the annotation (our apply owned it)
+    assert suspended["metadata"]["annotations"] == {"autoscaling.keda.sh/paused-replicas": "0"}
+    assert suspended["spec"] == running["spec"], "the same triggers and bounds come back on resume"
 
 
 @pytest.mark.parametrize(

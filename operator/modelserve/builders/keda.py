@@ -17,6 +17,8 @@ from modelserve import api, naming
 from modelserve.settings import Settings
 
 API_VERSION: Final = "keda.sh/v1alpha1"
+# KEDA scales the target to this count and stops autoscaling while the annotation is there.
+PAUSED_REPLICAS: Final = "autoscaling.keda.sh/paused-replicas"
 REQUEST_COUNT: Final = ":tensorflow:serving:request_count"
 REQUEST_LATENCY_BUCKET: Final = ":tensorflow:serving:request_latency_bucket"
 ACTIVATOR_TRIGGER: Final = "activator"
@@ -139,9 +141,11 @@ def without_keda(md: api.ModelDeployment, children: list[Any]) -> list[Any]:
 
 
 def build_scaled_object(md: api.ModelDeployment, settings: Settings) -> dict[str, Any] | None:
-    """None (absent) unless the spec needs KEDA, and while suspended (as for the HPA)."""
+    """None (absent) unless the spec needs KEDA. Suspended, it is kept and paused at zero replicas
+    (KEDA's paused-replicas annotation), as the HPA is kept: the same object, triggers and history
+    come back on resume, when the annotation goes."""
     autoscaling = md.spec.autoscaling
-    if autoscaling is None or not autoscaling.uses_keda or md.spec.suspend:
+    if autoscaling is None or not autoscaling.uses_keda:
         return None
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": naming.deployment_name(md)},
@@ -156,9 +160,12 @@ def build_scaled_object(md: api.ModelDeployment, settings: Settings) -> dict[str
         spec["advanced"] = {
             "horizontalPodAutoscalerConfig": {"behavior": copy.deepcopy(autoscaling.behavior)}
         }
+    metadata = naming.child_metadata(md, naming.scaled_object_name(md))
+    if md.spec.suspend:
+        metadata["annotations"] = {PAUSED_REPLICAS: "0"}  # child_metadata sets no annotations
     return {
         "apiVersion": API_VERSION,
         "kind": "ScaledObject",
-        "metadata": naming.child_metadata(md, naming.scaled_object_name(md)),
+        "metadata": metadata,
         "spec": spec,
     }
