@@ -32,6 +32,7 @@ from modelserve.settings import Settings  # noqa: E402
 from reliability_kit import (  # noqa: E402
     OperatorProcess,
     apply_all,
+    bump,
     delete_fault_cluster,
     list_json,
     md_manifest,
@@ -41,20 +42,6 @@ from reliability_kit import (  # noqa: E402
 
 STORES = ("records", "children", "queue")
 DEFAULTS = Settings()  # the operators run with the default lease timing: what a user gets
-
-
-def bump(cluster: object, namespace: str, names: list[str], value: str) -> int:
-    apply_all(
-        cluster,  # type: ignore[arg-type]
-        namespace,
-        [
-            md_manifest(n, {"replicas": 1, "serving": {"env": [{"name": "ROUND", "value": value}]}})
-            for n in names
-        ],
-    )
-    md = get_or_none(cluster, namespace, "modeldeployment", names[0])  # type: ignore[arg-type]
-    assert md is not None
-    return int(md["metadata"]["generation"])
 
 
 def failover(fc: object, tmp: Path, rounds: int, objects: int) -> list[float]:

@@ -555,6 +555,21 @@ def apply_all(cluster: Cluster, namespace: str, manifests: list[dict[str, Any]])
     )  # fmt: skip
 
 
+def bump(cluster: Cluster, namespace: str, names: list[str], value: str) -> int:
+    """A spec change (an env var: a new pod template) on each; returns the new generation of the
+    first."""
+    apply_all(
+        cluster,
+        namespace,
+        [
+            md_manifest(n, {"replicas": 1, "serving": {"env": [{"name": "ROUND", "value": value}]}})
+            for n in names
+        ],
+    )
+    md = json.loads(cluster.kubectl("get", "modeldeployment", names[0], "-n", namespace, "-o", "json").stdout)
+    return int(md["metadata"]["generation"])
+
+
 def list_json(
     cluster: Cluster, namespace: str, kinds: str, selector: str | None = None
 ) -> list[dict[str, Any]]:

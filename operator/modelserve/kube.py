@@ -237,6 +237,9 @@ class Kube:
             raise _error(response.status, response.reason, data)
         return json.loads(data) if data else {}
 
+    def _fence_closed(self, fenced: bool, verb: str) -> bool:
+        return fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write()
+
     def _send(
         self,
         verb: str,
@@ -258,7 +261,7 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
-        if fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write():
+        if self._fence_closed(fenced, verb):
             # Checked after serialising, as late as possible before the bytes leave.
             if self._on_refused:
                 self._on_refused(verb, resource)
@@ -266,7 +269,7 @@ class Kube:
         response = self._api.call_api(
             method, url, header_params=headers, body=payload, _request_timeout=timeout
         )
-        if fenced and verb in MUTATING_VERBS and self.may_write is not None and not self.may_write():
+        if self._fence_closed(fenced, verb):
             log.warning(
                 "%s %s was sent while this replica led but answered after its lease margin ran out: "
                 "it may have reached the API server after another replica took over",

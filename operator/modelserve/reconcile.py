@@ -437,7 +437,7 @@ class Reconciler:
             return desired  # nothing to hand over: the count is not ours to lose, or we set it
         try:
             try:
-                self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
+                self._claim_replicas(seed)
             except Transient as exc:
                 if exc.status != 409:
                     raise
@@ -449,11 +449,14 @@ class Reconciler:
                     return replicas.creation_body(md, desired)
                 seed = replicas.seed_body(md, fresh)
                 if seed is not None:
-                    self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
+                    self._claim_replicas(seed)
             return desired
         except Invalid:
             # Deleted meanwhile: a partial apply cannot create it; the apply that follows does.
             return replicas.creation_body(md, desired)
+
+    def _claim_replicas(self, seed: dict[str, Any]) -> None:
+        self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
 
     def _engine_children(
         self, md: api.ModelDeployment, monitoring_available: bool, desired: list[builders.Child]

@@ -28,6 +28,7 @@ from reliability_kit import (
     FaultCluster,
     OperatorProcess,
     apply_all,
+    bump,
     md_manifest,
     wait_converged,
 )
@@ -85,21 +86,6 @@ def generation_of(fc: FaultCluster, namespace: str, name: str) -> int:
     return int(md["metadata"]["generation"])
 
 
-def bump(fc: FaultCluster, namespace: str, names: list[str], value: str) -> int:
-    """A spec change (an env var: a new pod template) on each; returns the new generation of the first."""
-    apply_all(
-        fc.cluster,
-        namespace,
-        [
-            md_manifest(n, {"replicas": 1, "serving": {"env": [{"name": "ROUND", "value": value}]}})
-            for n in names
-        ],
-    )
-    md = get_or_none(fc.cluster, namespace, "modeldeployment", names[0])
-    assert md is not None
-    return int(md["metadata"]["generation"])
-
-
 def failover_rounds(
     fc: FaultCluster, namespace: str, a: OperatorProcess, b: OperatorProcess, *, objects: int, rounds: int
 ) -> list[float]:
@@ -112,10 +98,10 @@ def failover_rounds(
     for round_ in range(rounds):
         # Under load: every object changes, the leader dies before it can finish, and the change made
         # right after the kill can only be reconciled by the standby.
-        bump(fc, namespace, names, f"r{round_}-before")
+        bump(fc.cluster, namespace, names, f"r{round_}-before")
         leader.kill()
         killed_at = time.monotonic()
-        generation = bump(fc, namespace, names, f"r{round_}")
+        generation = bump(fc.cluster, namespace, names, f"r{round_}")
         wait_until(
             lambda g=generation: generation_reconciled(fc, namespace, names[0], g),
             timeout=LEASE_DURATION + 30,
@@ -180,7 +166,7 @@ def test_a_paused_leader_writes_nothing_once_the_standby_took_over(
     wait_converged(fc.cluster, ns, timeout=120, what="convergence under a")
 
     # Work for a to be in the middle of, then freeze it: its threads, its event loop, its lease renewals.
-    bump(fc, ns, names, "before-pause")
+    bump(fc.cluster, ns, names, "before-pause")
     a.signal(signal.SIGSTOP)
     assert not generation_reconciled(fc, ns, names[-1], generation_of(fc, ns, names[-1])), (
         "a was done with the whole burst before it was frozen: nothing in flight to fence"
@@ -189,7 +175,7 @@ def test_a_paused_leader_writes_nothing_once_the_standby_took_over(
     # Changes while a is frozen: their watch events wait in a's sockets for when it wakes.
     wait_until(lambda: b.role() == "leader", timeout=LEASE_DURATION + 15, what="b to take the Lease")
     took_over = time.monotonic() - paused_at
-    generation = bump(fc, ns, names, "while-paused")
+    generation = bump(fc.cluster, ns, names, "while-paused")
     wait_until(lambda: generation_reconciled(fc, ns, names[-1], generation), timeout=60, what="b reconciling")
 
     a.signal(signal.SIGCONT)
@@ -201,7 +187,7 @@ def test_a_paused_leader_writes_nothing_once_the_standby_took_over(
         what="a to try (and be refused) a write",
         describe=a.log_tail,
     )
-    generation = bump(fc, ns, names, "after-resume")
+    generation = bump(fc.cluster, ns, names, "after-resume")
     wait_converged(fc.cluster, ns, timeout=120, what="convergence under b")
     assert a.role() == "standby"
 
