@@ -329,10 +329,13 @@ def test_gateway_api_weights_follow_the_steps(
         return (refs[0]["weight"], refs[1]["weight"])
 
     def promoted() -> bool:
+        # Status first, then the route: the operator applies the route before it writes the status,
+        # so a route read after a Stable status is the route of that reconcile or a later one. (Read
+        # the other way round, a route read an instant before the last reconcile looks stale.)
+        st = rollout_status(cluster, namespace, "routed")
         w = route_weights()
         if w is not None and (not weights or weights[-1] != w):
             weights.append(w)
-        st = rollout_status(cluster, namespace, "routed")
         return st.get("phase") == "Stable" and st["stableSpec"]["model"]["versionPolicy"] == {
             "specific": {"versions": [2]}
         }
