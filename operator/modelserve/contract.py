@@ -15,6 +15,12 @@ REST_PORT: Final = 8501
 GRPC_PORT_NAME: Final = "grpc"
 REST_PORT_NAME: Final = "http"
 METRICS_PATH: Final = "/monitoring/prometheus/metrics"
+# `sync` exports what it last did (degraded, failures, versions on disk) for Prometheus here: in
+# per-pod mode the only place a store outage shows, since the sidecar's readiness would take a pod
+# that still serves out of the Service.
+SYNC_METRICS_PORT: Final = 8502
+SYNC_METRICS_PORT_NAME: Final = "sync-metrics"
+SYNC_METRICS_PATH: Final = "/metrics"
 
 # The `<name>-tfserving` ConfigMap is mounted read-only here; its keys are these file names.
 CONFIG_DIR: Final = "/etc/modelserve"
@@ -45,6 +51,7 @@ ENV_POLL_SECONDS: Final = "MODELSERVE_POLL_SECONDS"
 # `sync`: "sidecar" (one pod's emptyDir, TF Serving on localhost) or "cache" (the shared cache claim).
 ENV_SYNC_MODE: Final = "MODELSERVE_SYNC_MODE"
 ENV_SYNC_STATE_FILE: Final = "MODELSERVE_SYNC_STATE_FILE"
+ENV_SYNC_METRICS_PORT: Final = "MODELSERVE_SYNC_METRICS_PORT"  # 0 or unset: no metrics endpoint
 SYNC_MODE_SIDECAR: Final = "sidecar"
 SYNC_MODE_CACHE: Final = "cache"
 DEFAULT_POLL_SECONDS: Final = 60

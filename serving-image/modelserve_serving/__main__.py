@@ -111,6 +111,13 @@ def _poll_seconds() -> float:
     return value
 
 
+def _metrics_port() -> int:
+    text = _env(contract.ENV_SYNC_METRICS_PORT, "0")
+    if not text.isdigit() or int(text) > 65535:
+        raise UsageError(f"{contract.ENV_SYNC_METRICS_PORT} must be a port number (0: off), not {text!r}")
+    return int(text)
+
+
 def _state_file() -> Path:
     return Path(_env(contract.ENV_SYNC_STATE_FILE, contract.SYNC_STATE_FILE))
 
@@ -119,6 +126,7 @@ def _sync(args: argparse.Namespace) -> int:
     import signal
 
     from .sync import Syncer, SyncSettings
+    from .syncmetrics import SyncMetrics
 
     uri, name = _env(contract.ENV_STORAGE_URI), _env(contract.ENV_MODEL_NAME)
     if not uri or not name:
@@ -130,6 +138,8 @@ def _sync(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{contract.ENV_SYNC_MODE} must be {contract.SYNC_MODE_SIDECAR} or {contract.SYNC_MODE_CACHE}"
         )
+    metrics_port = _metrics_port()
+    metrics = SyncMetrics(name, mode) if metrics_port else None
     syncer = Syncer(SyncSettings(
         uri=uri,
         model_name=name,
@@ -144,7 +154,9 @@ def _sync(args: argparse.Namespace) -> int:
         state_file=_state_file(),
         tfserving_port=args.tfserving_port,
         grace_seconds=args.unload_grace_seconds,
-    ))
+    ), metrics=metrics)
+    if metrics is not None:
+        metrics.serve(metrics_port)  # up before the first fetch: a slow one shows as not complete
     # PID 1 ignores SIGTERM without a handler: stop between polls (a download in flight is simply
     # abandoned; its staging folder is never published and is removed at the next start).
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,7 @@ from .modelconfig import VersionPolicy
 from .ready import ReadySettings, _status
 from .retry import Backoff
 from .stores import ArchiveStore, Store, make_store, storage_error
+from .syncmetrics import SyncMetrics
 from .termination import one_line
 from .uri import Source, parse
 
@@ -106,7 +107,13 @@ def select(policy: VersionPolicy, available: list[int], complete: Callable[[int]
 
 
 class Syncer:
-    def __init__(self, settings: SyncSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: SyncSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: SyncMetrics | None = None,
+    ) -> None:
         check_name(settings.model_name)
         self.settings = settings
         self.source: Source = parse(settings.uri, pvc_mount_dir=settings.pvc_mount_dir)
@@ -118,6 +125,8 @@ class Syncer:
         self.staging_root = settings.model_root / f"{contract.STAGING_PREFIX}{settings.model_name}"
         self._clock = clock
         self._unserved_since: dict[int, float] = {}
+        self.metrics = metrics
+        self._last_success: float | None = None
         self._archive_seen: tuple[str, VersionPolicy] | None = None
         self.stop = threading.Event()
 
@@ -319,7 +328,9 @@ class Syncer:
             present = outcome.present if outcome else []
         else:
             present = sorted(self.present())
-        syncstate.write(self.settings.state_file, syncstate.State(
+        last_success = time.time() if outcome else self._last_success
+        self._last_success = last_success
+        state = syncstate.State(
             started=started,
             complete=outcome.complete if outcome else False,
             degraded=degraded,
@@ -327,8 +338,11 @@ class Syncer:
             present=present,
             last_error=error,
             consecutive_failures=failures,
-            last_success=time.time() if outcome else None,
-        ))
+            last_success=last_success,
+        )
+        syncstate.write(self.settings.state_file, state)
+        if self.metrics is not None:
+            self.metrics.observe(state)
 
     def run(self) -> int:
         """Runs until stopped; returns an exit code. Raises the first fetch's failure."""

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,7 @@ class SyncProcess:
     poll_seconds: float = 1
     mode: str = contract.SYNC_MODE_SIDECAR
     tfserving_port: int = 1  # nothing listens: TF Serving cannot be asked
+    metrics_port: int = 0  # 0: no metrics endpoint (the operator always sets one)
     wrapper: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -212,6 +214,7 @@ class SyncProcess:
                 contract.ENV_POLL_SECONDS: str(self.poll_seconds),
                 contract.ENV_SYNC_MODE: self.mode,
                 contract.ENV_SYNC_STATE_FILE: str(self.state_file),
+                contract.ENV_SYNC_METRICS_PORT: str(self.metrics_port),
             }
         )
         argv = [
@@ -231,6 +234,24 @@ class SyncProcess:
         ]
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         return self
+
+    def metrics(self) -> dict[str, float]:
+        """The sidecar's /metrics as Prometheus would read it: {series: value} ({} before it listens)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}{contract.SYNC_METRICS_PATH}", timeout=5
+            ) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}"] = sample.value
+        return out
 
     def state(self) -> dict[str, Any]:
         try:

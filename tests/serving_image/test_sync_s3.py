@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from serving_kit import BUCKET, S3Store, StatusStub, call_saved_model, s3_creds, write_files
+from serving_kit import BUCKET, S3Store, StatusStub, call_saved_model, free_port, s3_creds, write_files
 from sync_kit import CountingProxy, SyncProcess, latest, specific, tree_bytes
 
 from modelserve import contract
@@ -135,9 +135,16 @@ def test_store_outage_keeps_serving_backs_off_and_recovers(
     s3: S3Store, saved_model: Path, proxy: CountingProxy, tmp_path: Path
 ) -> None:
     upload_versions(s3, saved_model, "outage", {1: 1})
-    proc = sync(tmp_path, s3, proxy, "outage", latest(1), poll_seconds=0.5).start()
+    proc = sync(tmp_path, s3, proxy, "outage", latest(1), poll_seconds=0.5, metrics_port=free_port()).start()
+    m = 'model="m"'
     try:
         proc.wait_for(lambda: proc.state().get("complete") is True, what="the first sync")
+        proc.wait_for(lambda: proc.metrics().get(f"modelserve_sync_complete{{{m}}}") == 1, what="metrics")
+        healthy = proc.metrics()
+        assert healthy[f"modelserve_sync_degraded{{{m}}}"] == 0
+        assert healthy[f'modelserve_sync_version_present{{{m},version="1"}}'] == 1
+        assert healthy[f'modelserve_sync_version_served{{{m},version="1"}}'] == 1
+        assert healthy[f"modelserve_sync_last_success_timestamp_seconds{{{m}}}"] > 0
         proxy.down = True
         proc.wait_for(
             lambda: proc.state().get("consecutive_failures", 0) >= 2, timeout=120, what="two failed polls"
@@ -147,10 +154,29 @@ def test_store_outage_keeps_serving_backs_off_and_recovers(
         assert proc.versions() == ["1"]  # what is on disk stays served
         assert "s3://models/outage" in state["last_error"]
         assert "failed (2 in a row)" in proc.log.read_text()
+        # The outage shows on the sidecar's metrics (the ModelServeSyncDegraded alert's input), with
+        # the version still served and the time of the last poll that reached the store.
+        outage = proc.metrics()
+        assert outage[f"modelserve_sync_degraded{{{m}}}"] == 1
+        assert outage[f"modelserve_sync_consecutive_failures{{{m}}}"] >= 2
+        assert outage[f'modelserve_sync_polls_total{{{m},result="failure"}}'] >= 2
+        assert outage[f'modelserve_sync_version_present{{{m},version="1"}}'] == 1
+        assert outage[f"modelserve_sync_last_success_timestamp_seconds{{{m}}}"] == (
+            healthy[f"modelserve_sync_last_success_timestamp_seconds{{{m}}}"]
+        )
         proxy.down = False
         upload_versions(s3, saved_model, "outage", {2: 2})
         proc.wait_for(lambda: "2" in proc.versions(), timeout=120, what="recovery")
         proc.wait_for(lambda: proc.state().get("degraded") is False, what="the state after recovery")
+        proc.wait_for(
+            lambda: proc.metrics().get(f"modelserve_sync_degraded{{{m}}}") == 0
+            and f'modelserve_sync_version_served{{{m},version="1"}}' not in proc.metrics(),
+            timeout=60,
+            what="the metrics after recovery",
+        )
+        recovered = proc.metrics()
+        assert recovered[f'modelserve_sync_version_served{{{m},version="2"}}'] == 1
+        assert recovered[f"modelserve_sync_consecutive_failures{{{m}}}"] == 0
     finally:
         proc.stop()
 

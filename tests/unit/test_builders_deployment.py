@@ -134,7 +134,9 @@ def test_sync_sidecar_contract() -> None:
         contract.ENV_CREDENTIALS_DIR: contract.CREDENTIALS_DIR,
         contract.ENV_POLL_SECONDS: "120",
         contract.ENV_SYNC_MODE: contract.SYNC_MODE_SIDECAR,
+        contract.ENV_SYNC_METRICS_PORT: str(contract.SYNC_METRICS_PORT),
     }
+    assert c["ports"] == [{"name": "sync-metrics", "containerPort": 8502, "protocol": "TCP"}]
     assert mounts(c) == {
         naming.CONFIG_VOLUME: (contract.CONFIG_DIR, True),
         naming.MODEL_VOLUME: (contract.MODEL_ROOT, False),

@@ -13,7 +13,8 @@ from modelserve.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-PORTS = [{"protocol": "TCP", "port": 8500}, {"protocol": "TCP", "port": 8501}]
+# gRPC, REST (TF Serving's metrics too) and the sync sidecar's metrics.
+PORTS = [{"protocol": "TCP", "port": port} for port in (8500, 8501, 8502)]
 
 
 def make(**spec: Any) -> api.ModelDeployment:
@@ -74,6 +75,14 @@ def test_each_client_is_one_peer_on_the_serving_ports_only() -> None:
             "ports": PORTS,
         }
     ]
+
+
+def test_a_cached_model_has_no_sync_sidecar_port_to_admit() -> None:
+    policy = build(
+        model={"storageUri": "gs://models/resnet", "cache": {"size": "1Gi"}},
+        networkPolicy={"allowedClients": [{}]},
+    )
+    assert policy["spec"]["ingress"][0]["ports"] == PORTS[:2]
 
 
 def test_names_and_labels_of_namespaces_are_exclusive_in_one_entry() -> None:

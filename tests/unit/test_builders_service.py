@@ -30,9 +30,24 @@ def test_default_cluster_ip_service() -> None:
         "ports": [
             {"name": "grpc", "port": 8500, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
             {"name": "http", "port": 8501, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
+            # The sync sidecar's own metrics, for the ServiceMonitor.
+            {
+                "name": "sync-metrics",
+                "port": 8502,
+                "targetPort": "sync-metrics",
+                "protocol": "TCP",
+                "appProtocol": "http",
+            },
         ],
     }
     assert "annotations" not in svc["metadata"]
+
+
+def test_a_cached_model_has_no_sync_metrics_port() -> None:
+    # The cache's sync Deployment is read by the operator (CacheReady); serving pods run no sync.
+    md = make(model={"storageUri": "gs://models/resnet", "cache": {"size": "1Gi"}})
+    svc = build_service(md, Settings())
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["grpc", "http"]
 
 
 def test_type_and_annotations_from_spec() -> None:

@@ -40,9 +40,27 @@ def test_scrapes_the_http_port_of_our_service() -> None:
                 "scheme": "http",
                 "interval": "15s",
                 "scrapeTimeout": "5s",
-            }
+            },
+            # The sync sidecar's state: a store outage after the first fetch shows here.
+            {
+                "port": "sync-metrics",
+                "path": "/metrics",
+                "scheme": "http",
+                "interval": "15s",
+                "scrapeTimeout": "5s",
+            },
         ],
     }
+
+
+def test_a_cached_model_scrapes_tf_serving_only() -> None:
+    md = make(
+        model={"storageUri": "gs://models/resnet", "cache": {"size": "1Gi"}},
+        monitoring={"enabled": True},
+    )
+    sm = build_service_monitor(md, Settings())
+    assert sm is not None
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == ["http"]
 
 
 def test_extra_labels_are_added_but_cannot_replace_ours() -> None:

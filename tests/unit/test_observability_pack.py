@@ -16,6 +16,7 @@ import yaml
 
 from kit import REPO
 from modelserve import metrics
+from modelserve_serving.syncmetrics import SyncMetrics
 
 pytestmark = pytest.mark.unit
 
@@ -43,8 +44,10 @@ RECORDED = re.compile(r"\bmodelserve:[a-z0-9_:]+")
 
 
 def operator_metric_names() -> set[str]:
+    """The operator's series and those of the serving image's `sync` (scraped from serving pods)."""
     names: set[str] = set()
-    for family in metrics.REGISTRY.collect():
+    families = [*metrics.REGISTRY.collect(), *SyncMetrics("m", "sidecar").registry.collect()]
+    for family in families:
         if family.type == "counter":
             names.add(family.name + "_total")
         elif family.type == "histogram":
@@ -150,6 +153,7 @@ def test_every_alert_is_actionable_and_documented() -> None:
         "ModelDeploymentNotReady",
         "ModelServeModelErrorRate",
         "ModelServeModelLatencyHigh",
+        "ModelServeSyncDegraded",
     }
     for alert in alerts:
         assert alert["labels"]["severity"] in ("critical", "warning", "info"), alert["alert"]

@@ -163,6 +163,14 @@ def sync_container(md: api.ModelDeployment, settings: Settings, *, mode: str) ->
             env(contract.ENV_CREDENTIALS_DIR, contract.CREDENTIALS_DIR),
             env(contract.ENV_POLL_SECONDS, str(md.spec.model.poll_seconds)),
             env(contract.ENV_SYNC_MODE, mode),
+            env(contract.ENV_SYNC_METRICS_PORT, str(contract.SYNC_METRICS_PORT)),
+        ],
+        "ports": [
+            {
+                "name": contract.SYNC_METRICS_PORT_NAME,
+                "containerPort": contract.SYNC_METRICS_PORT,
+                "protocol": "TCP",
+            }
         ],
         "volumeMounts": mounts,
         "resources": {k: dict(v) for k, v in SYNC_RESOURCES.items()},
@@ -190,6 +198,27 @@ def sync_container(md: api.ModelDeployment, settings: Settings, *, mode: str) ->
             "failureThreshold": 1,
         }
     return with_pull_policy(md, container)
+
+
+def sync_sidecar(md: api.ModelDeployment) -> bool:
+    """Each serving pod runs its own `sync` (no cache): its metrics are scraped through the Service."""
+    return not cached(md)
+
+
+def sync_metrics_service_ports(md: api.ModelDeployment) -> list[dict[str, Any]]:
+    """The model Service's port for the sync sidecar's metrics (none when a cache holds the model:
+    the sync Deployment's state is read by the operator, CacheReady and ModelSyncDegraded)."""
+    if not sync_sidecar(md):
+        return []
+    return [
+        {
+            "name": contract.SYNC_METRICS_PORT_NAME,
+            "port": contract.SYNC_METRICS_PORT,
+            "targetPort": contract.SYNC_METRICS_PORT_NAME,
+            "protocol": "TCP",
+            "appProtocol": "http",
+        }
+    ]
 
 
 def serving_init_containers(md: api.ModelDeployment, settings: Settings) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelserve import api, contract, naming
+from modelserve.builders import model_source
 from modelserve.settings import Settings
 
 # Every namespace carries this label with its own name (Kubernetes >= 1.22).
@@ -35,10 +36,14 @@ def _peer(client: api.NetworkPolicyClient) -> dict[str, Any]:
     return peer
 
 
-def serving_ports() -> list[dict[str, Any]]:
+def serving_ports(md: api.ModelDeployment) -> list[dict[str, Any]]:
+    """gRPC, REST (TF Serving's metrics too) and, with a sync sidecar, its metrics: the clients
+    listed are the ones admitted, so a Prometheus that scrapes the model is listed among them."""
+    sync = [{"protocol": "TCP", "port": contract.SYNC_METRICS_PORT}] if model_source.sync_sidecar(md) else []
     return [
         {"protocol": "TCP", "port": contract.GRPC_PORT},
         {"protocol": "TCP", "port": contract.REST_PORT},
+        *sync,
     ]
 
 
@@ -53,7 +58,7 @@ def build_network_policy(md: api.ModelDeployment, settings: Settings) -> dict[st
         "policyTypes": ["Ingress"],
     }
     if peers:
-        spec["ingress"] = [{"from": peers, "ports": serving_ports()}]
+        spec["ingress"] = [{"from": peers, "ports": serving_ports(md)}]
     # No rules admits nobody. An empty `ingress: []` would mean the same, but the API server drops
     # empty lists, so the live object would never match the manifest and every reconcile would apply.
     return {

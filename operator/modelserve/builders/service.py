@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelserve import api, contract, naming
+from modelserve.builders import model_source
 from modelserve.settings import Settings
 
 
@@ -45,6 +46,6 @@ def build_service(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]
         "spec": {
             "type": md.spec.service.type.value,
             "selector": naming.selector_labels(md),
-            "ports": service_ports(),
+            "ports": [*service_ports(), *model_source.sync_metrics_service_ports(md)],
         },
     }

@@ -1,10 +1,11 @@
-"""The Prometheus Operator ServiceMonitor scraping TF Serving's metrics (pure)."""
+"""The Prometheus Operator ServiceMonitor scraping TF Serving's metrics and the sync sidecar's (pure)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from modelserve import api, contract, naming
+from modelserve.builders import model_source
 from modelserve.settings import Settings
 
 
@@ -18,6 +19,10 @@ def build_service_monitor(md: api.ModelDeployment, settings: Settings) -> dict[s
     monitoring = md.spec.monitoring
     if not monitoring.enabled:
         return None
+    endpoints = [(contract.REST_PORT_NAME, contract.METRICS_PATH)]
+    if model_source.sync_sidecar(md):
+        # The sync sidecar's own state (modelserve_sync_*): a store outage shows here, not in Ready.
+        endpoints.append((contract.SYNC_METRICS_PORT_NAME, contract.SYNC_METRICS_PATH))
     metadata = naming.child_metadata(md, naming.service_monitor_name(md))
     metadata["labels"] = {**(monitoring.labels or {}), **naming.child_labels(md)}
     return {
@@ -29,12 +34,13 @@ def build_service_monitor(md: api.ModelDeployment, settings: Settings) -> dict[s
             "namespaceSelector": {"matchNames": [md.namespace]},
             "endpoints": [
                 {
-                    "port": contract.REST_PORT_NAME,
-                    "path": contract.METRICS_PATH,
+                    "port": port,
+                    "path": path,
                     "scheme": "http",
                     "interval": monitoring.interval,
                     "scrapeTimeout": monitoring.scrape_timeout,
                 }
+                for port, path in endpoints
             ],
         },
     }

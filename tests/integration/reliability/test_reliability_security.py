@@ -329,6 +329,7 @@ def test_network_policy_follows_the_spec(cluster: Cluster, namespace: str) -> No
     assert policy["spec"]["ingress"][0]["ports"] == [
         {"protocol": "TCP", "port": 8500},
         {"protocol": "TCP", "port": 8501},
+        {"protocol": "TCP", "port": 8502},  # the sync sidecar's metrics
     ]
 
     # Another writer's label on the policy stays; a changed allow-list replaces the peers.
