@@ -1,4 +1,4 @@
-"""status.py with disruptions: pods taken by a drain or a lost node, within the budget, keep Ready."""
+"""The status with disruptions: pods taken by a drain or a lost node, within the budget, keep Ready."""
 
 from __future__ import annotations
 
