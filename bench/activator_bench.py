@@ -1,18 +1,27 @@
 """Benchmark: the activator's own overhead on a wake, and what it adds while forwarding.
 
-    .venv/bin/python bench/activator_bench.py [--trials 20] [--kubeconfig PATH]
+    .venv/bin/python bench/activator_bench.py [--trials 20] [--requests 2000]
 
 Runs against the local cluster (MODELSERVE_CLUSTER_NAME, hack/cluster) with the real activator
 process. What stands in for what: no operator or KEDA runs here, so the bench plays KEDA's part by
-creating the model's pod itself right after the first request arrives; kwok runs the pod on a node
-whose pod CIDR is loopback, and a TF Serving stand-in (tests/activator_kit.py) answers on the pod's
-IP.
+creating the model's pod itself once the first requests are held; kwok runs the pod on a node of
+the bench's own whose pod CIDR is loopback (127.78.0.0/24, apart from the tests' 127.77.0.0/24), and
+a TF Serving stand-in (bench/tfserving_standin.py) answers on the pod's IP.
 
-Wake overhead = time the client waited - (the pod's readiness as the bench's own watch saw it -
-the request's start): the activator's share of a cold start (its pod watch latency, releasing the
-queue and forwarding), not the pod's own start. Reported p50/p99 per request, for 1 and for 50
-concurrent first requests. Forwarding: latency p50/p99 and throughput of requests sent through the
-activator to a ready pod versus sent to the pod directly, sequential and at concurrency 16.
+Four processes, so that no two of them share an interpreter and its GIL: the activator, the
+TF Serving stand-in, the callers (bench/http_clients.py: one asyncio loop, one connection per first
+request) and this bench (its own pod watch and the orchestration). All times are time.monotonic(),
+CLOCK_MONOTONIC, the same clock in every process of the host.
+
+Per request of a wake, from the pod's readiness as the bench's own watch saw it (a second watcher
+of the same API server, so the API server's watch fan-out is not counted):
+- dispatch: until the request reached the stand-in on the pod IP (the activator noticing the pod,
+  releasing its queue, connecting and sending);
+- overhead: until the caller had the whole answer, minus the stand-in's own service time (mean of
+  the trial's requests, microseconds): the activator's share of a cold start.
+Reported p50/p99 for 1 and for 50 concurrent first requests. Forwarding: latency p50/p99 and
+throughput of requests sent through the activator to a ready pod versus sent to the pod directly,
+sequential and by 16 callers, each caller on a kept-alive connection.
 """
 
 from __future__ import annotations
@@ -21,20 +30,28 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from activator_kit import LOOPBACK_SCHEDULING, StubFleet, loopback_node, start_activator  # noqa: E402
+from activator_kit import LOOPBACK_TAINT, loopback_node, start_activator  # noqa: E402
 from kit import CRD_DIR, Cluster, start_local_cluster, wait_until  # noqa: E402
+
+NODE = "kwok-loopback-bench"
+CIDR = "127.78.0.0/24"
+STANDIN_IPS = [f"127.78.0.{i}" for i in range(1, 25)]  # kwok hands out the lowest free address
+SCHEDULING = {
+    "nodeSelector": {"kubernetes.io/hostname": NODE},
+    "tolerations": [{"key": LOOPBACK_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -42,15 +59,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def post(url: str, host: str | None = None) -> float:
-    request = urllib.request.Request(
-        url, data=b'{"instances": [1.0]}', method="POST", headers={"Host": host} if host else {}
-    )
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as resp:
-        resp.read()
-        assert resp.status == 200
-    return time.perf_counter() - started
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "max_ms": max(values) * 1000,
+        "mean_ms": statistics.fmean(values) * 1000,
+        "requests": len(values),
+    }
 
 
 def pod_manifest(namespace: str, name: str, pod: str) -> dict[str, Any]:
@@ -65,44 +81,98 @@ def pod_manifest(namespace: str, name: str, pod: str) -> dict[str, Any]:
                 "app.kubernetes.io/managed-by": "modelserve-operator",
             },
         },
-        "spec": {
-            **{k: v for k, v in LOOPBACK_SCHEDULING.items()},
-            "containers": [{"name": "tfserving", "image": "stand-in"}],
-        },
+        "spec": {**SCHEDULING, "containers": [{"name": "tfserving", "image": "stand-in"}]},
     }
 
 
 class ReadyWatch:
-    """The bench's own view of when a pod turned Ready (a watch, like the activator's)."""
+    """The bench's own view of when a pod turned Ready: a watch like the activator's, each event
+    parsed once as JSON (no client models), in a process with nothing else busy."""
 
     def __init__(self, cluster: Cluster, namespace: str) -> None:
-        from kubernetes import client, config, watch
+        from kubernetes import client, config
 
         self.api = client.CoreV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
         self.ready: dict[str, tuple[float, str]] = {}
-        self._watch = watch.Watch()
         self._stopped = False
+        self._response: Any = None
         self._thread = threading.Thread(target=self._run, args=(namespace,), daemon=True)
         self._thread.start()
 
     def _run(self, namespace: str) -> None:
         import urllib3
+        from kubernetes.watch.watch import iter_resp_lines
 
+        self._response = self.api.list_namespaced_pod(
+            namespace, watch=True, timeout_seconds=3600, _preload_content=False
+        )
         try:
-            for event in self._watch.stream(self.api.list_namespaced_pod, namespace, timeout_seconds=3600):
-                pod = event["raw_object"]
+            for line in iter_resp_lines(self._response):
+                seen = time.monotonic()
+                pod = json.loads(line)["object"]
                 conds = {c["type"]: c["status"] for c in (pod.get("status") or {}).get("conditions") or []}
                 ip = (pod.get("status") or {}).get("podIP")
                 if conds.get("Ready") == "True" and ip and pod["metadata"]["name"] not in self.ready:
-                    self.ready[pod["metadata"]["name"]] = (time.perf_counter(), ip)
-        except urllib3.exceptions.ProtocolError:
+                    self.ready[pod["metadata"]["name"]] = (seen, ip)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError):
             if not self._stopped:
                 raise  # the stream broke during the bench: its figures would be wrong
-            # else: the namespace went away at the end of the bench and took the stream with it
+            # else: the bench closed the stream at the end
 
     def stop(self) -> None:
+        import socket
+
         self._stopped = True
-        self._watch.stop()
+        # Shut the socket down rather than close the response: a close waits for the SSL lock that
+        # the blocked read holds (the kubernetes client's Watch.stop does the same).
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Process:
+    """A helper process started with the venv's Python, that prints one line when it is ready."""
+
+    def __init__(self, script: str, *args: str, ready: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.first_line = self.proc.stdout.readline().strip()
+        if not self.first_line.startswith(ready):
+            self.stop()
+            raise AssertionError(f"{script} did not start: {self.first_line!r}")
+
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"helper process exited with {self.proc.wait()}")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+class StandIn(Process):
+    def __init__(self) -> None:
+        super().__init__("tfserving_standin.py", f"--ips={','.join(STANDIN_IPS)}", ready="standin listening")
+        self.control = self.first_line.split("control=", 1)[1]
+
+    def served_since(self, since: float) -> list[tuple[float, float, str]]:
+        url = f"http://{self.control}/_standin/served?since={since}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return [tuple(r) for r in json.loads(resp.read())]
 
 
 def wake_trial(
@@ -110,46 +180,41 @@ def wake_trial(
     activator: Any,
     *,
     ready: ReadyWatch,
-    fleet: StubFleet,
+    standin: StandIn,
+    clients: Process,
     namespace: str,
     name: str,
     concurrency: int,
 ) -> tuple[list[float], list[float]]:
     """One wake: `concurrency` first requests at zero; the pod is created once they are held.
-    Returns per request (client wait beyond the pod's readiness, time from the pod's readiness to
-    the request reaching the stand-in): the second is the activator's own share, without the
-    stand-in serving it and the bench's client threads reading the answer."""
-    trial_started = time.perf_counter()
+    Returns (overhead, dispatch) per request, both from the pod's readiness."""
+    trial_started = time.monotonic()
     pod = f"{name}-{uuid.uuid4().hex[:6]}"
-    url = f"http://{activator.rest}/v1/models/{name}:predict"
     host = f"{name}.{namespace}.svc:8501"
-    starts: list[float] = []
-    ends: list[float] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        t0 = time.perf_counter()
-        with lock:
-            starts.append(t0)
-        post(url, host)
-        with lock:
-            ends.append(time.perf_counter())
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(one) for _ in range(concurrency)]
-        wait_until(
-            lambda: (
-                activator.metric("modelserve_activator_requests_held", namespace=namespace) >= concurrency
-            ),
-            timeout=30,
-            interval=0.01,
-            what="held requests",
-        )
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_manifest(namespace, name, pod)))
-        wait_until(lambda: (pod in ready.ready) or None, timeout=60, interval=0.005, what="pod Ready")
-        ready_at, _ = ready.ready[pod]
-        for f in futures:
-            f.result()
+    clients.send(
+        {
+            "op": "burst",
+            "addr": activator.rest,
+            "host": host,
+            "path": f"/v1/models/{name}:predict",
+            "n": concurrency,
+        }
+    )
+    wait_until(
+        lambda: activator.metric("modelserve_activator_requests_held", namespace=namespace) >= concurrency,
+        timeout=30,
+        interval=0.01,
+        what="held requests",
+    )
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_manifest(namespace, name, pod)))
+    wait_until(lambda: (pod in ready.ready) or None, timeout=60, interval=0.005, what="pod Ready")
+    ready_at, _ = ready.ready[pod]
+    answers = clients.receive()
+    statuses = [int(a[2]) for a in answers]
+    assert statuses == [200] * concurrency, f"a first request was dropped: {statuses}"
+    served = standin.served_since(trial_started)
+    assert len(served) == concurrency, f"{len(served)} of {concurrency} reached the stand-in"
+    service = statistics.fmean(answered - arrived for arrived, answered, _ in served)
     cluster.kubectl(
         "delete", "pod", "-n", namespace, pod, "--grace-period=0", "--force", "--wait=true", check=False
     )
@@ -158,49 +223,38 @@ def wake_trial(
         timeout=10,
         what="queue drained",
     )
-    # Overhead per request: what it waited beyond the pod's readiness.
-    dispatched = [max(0.0, t - ready_at) for t in fleet.arrivals_since(trial_started)]
-    assert len(dispatched) == concurrency, f"{len(dispatched)} of {concurrency} reached the stand-in"
-    return [max(0.0, end - ready_at) for end in ends], dispatched
+    overhead = [max(0.0, a[1] - ready_at - service) for a in answers]
+    dispatch = [max(0.0, arrived - ready_at) for arrived, _, _ in served]
+    return overhead, dispatch
 
 
 def forwarding(
-    activator: Any, ip: str, namespace: str, name: str, *, n: int, concurrency: int
+    activator: Any, clients: Process, ip: str, namespace: str, name: str, *, n: int, concurrency: int
 ) -> dict[str, float]:
-    direct_url = f"http://{ip}:8501/v1/models/{name}:predict"
-    via_url = f"http://{activator.rest}/v1/models/{name}:predict"
-    host = f"{name}.{namespace}.svc:8501"
+    path = f"/v1/models/{name}:predict"
     out: dict[str, float] = {}
-    for label, url, h in (("direct", direct_url, None), ("activator", via_url, host)):
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            latencies = list(pool.map(lambda _, u=url, hh=h: post(u, hh), range(n)))
-        elapsed = time.perf_counter() - started
-        out[f"{label}_p50_ms"] = percentile(latencies, 50) * 1000
-        out[f"{label}_p99_ms"] = percentile(latencies, 99) * 1000
-        out[f"{label}_rps"] = n / elapsed
+    for label, addr, host in (
+        ("direct", f"{ip}:8501", f"{ip}:8501"),
+        ("activator", activator.rest, f"{name}.{namespace}.svc:8501"),
+    ):
+        clients.send(
+            {"op": "load", "addr": addr, "host": host, "path": path, "n": n, "concurrency": concurrency}
+        )
+        answer = clients.receive()
+        assert answer["statuses"] == {"200": n}, answer["statuses"]
+        out[f"{label}_p50_ms"] = percentile(answer["latencies"], 50) * 1000
+        out[f"{label}_p99_ms"] = percentile(answer["latencies"], 99) * 1000
+        out[f"{label}_rps"] = n / answer["elapsed"]
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--trials", type=int, default=20, help="wakes per concurrency level")
-    parser.add_argument("--requests", type=int, default=2000, help="forwarded requests per measurement")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "activator.json"))
-    args = parser.parse_args()
-    kubeconfig = os.environ.get("MODELSERVE_TEST_KUBECONFIG")
-    cluster = (
-        Cluster(kubeconfig, os.environ.get("MODELSERVE_TEST_BIN_DIR"), False)
-        if kubeconfig
-        else start_local_cluster()
-    )
+def setup(cluster: Cluster) -> tuple[str, str]:
+    """The CRDs, the bench's loopback node and a scale-to-zero ModelDeployment in a new namespace."""
     for path in sorted(CRD_DIR.glob("*.yaml")):
         cluster.kubectl(
             "apply", "--server-side", "--force-conflicts", "--field-manager=modelserve-bench", "-f", str(path)
         )
-    loopback_node(cluster)
+    loopback_node(cluster, NODE, CIDR)
     namespace = f"bench-activator-{uuid.uuid4().hex[:5]}"
     name = "wake"
     cluster.kubectl("create", "namespace", namespace)
@@ -219,62 +273,92 @@ def main() -> int:
         },
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    return namespace, name
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=20, help="wakes per concurrency level")
+    parser.add_argument("--requests", type=int, default=2000, help="forwarded requests per measurement")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "activator.json"))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the activator during the 50-concurrent wakes (bench/results/activator-profile.txt)",
+    )
+    args = parser.parse_args()
+    kubeconfig = os.environ.get("MODELSERVE_TEST_KUBECONFIG")
+    cluster = (
+        Cluster(kubeconfig, os.environ.get("MODELSERVE_TEST_BIN_DIR"), False)
+        if kubeconfig
+        else start_local_cluster()
+    )
+    namespace, name = setup(cluster)
     workdir = REPO / "bench" / "results" / "activator-run"
     activator = start_activator(cluster, workdir, namespace=namespace, hold_timeout=60, queue_size=1000)
-    # TF Serving stand-ins already listening on every address kwok may give the pods (the loopback
-    # node's pool), so a wake measures the activator, not a stand-in starting late.
-    fleet = StubFleet()
-    fleet.__enter__()
+    # The stand-in listens on every address kwok may give the pods before any pod exists, so a wake
+    # measures the activator, not a stand-in starting late.
+    standin = StandIn()
+    clients = Process("http_clients.py", ready="clients ready")
     ready = ReadyWatch(cluster, namespace)
     results: dict[str, Any] = {
         "trials": args.trials,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_at_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "processes": "activator, TF Serving stand-in, callers (asyncio) and bench each in its own process",
     }
     try:
-        wait_until(lambda: True, timeout=1)
         for concurrency in (1, 50):
             overheads: list[float] = []
             dispatches: list[float] = []
+            per_trial: list[list[float]] = []  # first and last dispatch, last overhead (ms)
+            profile = None
+            if args.profile and concurrency == 50:
+                from pyspy import Profile
+
+                profile = Profile(
+                    activator.process.pid, REPO / "bench" / "results" / "activator-profile.txt", rate=1000
+                )
             for _ in range(args.trials):
                 overhead, dispatch = wake_trial(
                     cluster,
                     activator,
                     ready=ready,
-                    fleet=fleet,
+                    standin=standin,
+                    clients=clients,
                     namespace=namespace,
                     name=name,
                     concurrency=concurrency,
                 )
                 overheads += overhead
                 dispatches += dispatch
+                per_trial.append([min(dispatch) * 1000, max(dispatch) * 1000, max(overhead) * 1000])
+            if profile is not None:
+                results["profile_c50"] = profile.stop()
             for label, values in (("overhead", overheads), ("dispatch", dispatches)):
-                results[f"wake_{label}_c{concurrency}"] = {
-                    "p50_ms": percentile(values, 50) * 1000,
-                    "p99_ms": percentile(values, 99) * 1000,
-                    "max_ms": max(values) * 1000,
-                    "mean_ms": statistics.fmean(values) * 1000,
-                    "requests": len(values),
-                }
+                results[f"wake_{label}_c{concurrency}"] = summary(values)
                 print(concurrency, label, results[f"wake_{label}_c{concurrency}"], flush=True)
+            results[f"wake_trials_c{concurrency}"] = per_trial
         # Forwarding to a ready pod.
         pod = f"{name}-steady"
         cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_manifest(namespace, name, pod)))
         wait_until(lambda: (pod in ready.ready) or None, timeout=60, what="steady pod Ready")
         ip = ready.ready[pod][1]
-        wait_until(
-            lambda: post(f"http://{activator.rest}/v1/models/{name}:predict", f"{name}.{namespace}.svc:8501"),
-            timeout=30,
-        )
         for concurrency in (1, 16):
             results[f"forward_c{concurrency}"] = forwarding(
-                activator, ip, namespace, name, n=args.requests, concurrency=concurrency
+                activator, clients, ip, namespace, name, n=args.requests, concurrency=concurrency
             )
             print(concurrency, results[f"forward_c{concurrency}"], flush=True)
         results["dropped"] = 0  # every request above asserted a 200
+        results["load_average_at_end"] = os.getloadavg()
     finally:
         ready.stop()
         activator.stop()
-        fleet.__exit__(None, None, None)
+        clients.stop()
+        standin.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))

@@ -26,11 +26,12 @@ FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 class Profile:
     """A py-spy recording of one process, from start() until stop()."""
 
-    def __init__(self, pid: int, output: Path) -> None:
+    def __init__(self, pid: int, output: Path, rate: int = SAMPLE_RATE) -> None:
         executable = shutil.which("py-spy", path=str(Path(__file__).resolve().parents[1] / ".venv" / "bin"))
         if executable is None:
             raise RuntimeError("py-spy is missing: `make venv` installs it with the dev extras")
         self.output = output
+        self.rate = rate
         self.proc = subprocess.Popen(
             [
                 executable,
@@ -38,7 +39,7 @@ class Profile:
                 "--pid",
                 str(pid),
                 "--rate",
-                str(SAMPLE_RATE),
+                str(rate),
                 "--nonblocking",
                 "--gil",
                 "--threads",
@@ -57,7 +58,7 @@ class Profile:
         _, stderr = self.proc.communicate(timeout=60)
         if not self.output.exists():
             raise RuntimeError(f"py-spy wrote no profile: {stderr.decode(errors='replace')[-500:]}")
-        return summarise(self.output.read_text())
+        return summarise(self.output.read_text(), rate=self.rate)
 
 
 def _function(frame: str) -> tuple[str, bool]:
@@ -68,7 +69,7 @@ def _function(frame: str) -> tuple[str, bool]:
     return f"{match['function']} ({Path(match['file']).name})", OWN_CODE in match["file"]
 
 
-def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
+def summarise(collapsed: str, top: int = 15, rate: int = SAMPLE_RATE) -> dict[str, Any]:
     """Samples by thread group; the functions with the most samples on top of the stack (self), and
     the operator's own functions with the most anywhere in it (inclusive).
 
@@ -98,7 +99,7 @@ def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
 
     return {
         "samples": total,
-        "gil_seconds": round(total / SAMPLE_RATE, 1),
+        "gil_seconds": round(total / rate, 1),
         "threads": share(threads),
         "inclusive": share(inclusive),
         "self": share(self_time),

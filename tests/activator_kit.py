@@ -44,20 +44,21 @@ LOOPBACK_SCHEDULING = {
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 
 
-def loopback_node(cluster: Cluster) -> None:
+def loopback_node(cluster: Cluster, name: str = LOOPBACK_NODE, cidr: str = LOOPBACK_CIDR) -> None:
+    """A kwok node named `name` whose pods get addresses from `cidr` (in 127.0.0.0/8)."""
     node = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
-            "name": LOOPBACK_NODE,
+            "name": name,
             "annotations": {
                 "kwok.x-k8s.io/node": "fake",
-                "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{LOOPBACK_NODE}/metrics/resource",
+                "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
             },
-            "labels": {"kubernetes.io/hostname": LOOPBACK_NODE, "kubernetes.io/os": "linux", "type": "kwok"},
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"},
         },
         "spec": {
-            "podCIDR": LOOPBACK_CIDR,
+            "podCIDR": cidr,
             "taints": [{"key": LOOPBACK_TAINT, "value": "true", "effect": "NoSchedule"}],
         },
         "status": {
@@ -68,7 +69,7 @@ def loopback_node(cluster: Cluster) -> None:
     cluster.kubectl(
         "apply", "--server-side", "--field-manager=modelserve-tests", "-f", "-", input=json.dumps(node)
     )
-    cluster.kubectl("wait", "--for=condition=Ready", f"node/{LOOPBACK_NODE}", "--timeout=60s")
+    cluster.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
 
 
 def predict_request(model: str) -> bytes:

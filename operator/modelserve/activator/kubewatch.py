@@ -9,12 +9,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from modelserve import api, naming
 from modelserve.activator.state import WAKE_LABEL, WAKE_NAME_ANNOTATION, WAKE_NAMESPACE_ANNOTATION, Registry
@@ -52,6 +53,38 @@ def pod_ip_if_ready(pod: Obj) -> str | None:
     if meta.get("deletionTimestamp") or _condition(pod, "Ready").get("status") != "True":
         return None
     return status.get("podIP") or None
+
+
+def watch_events(
+    list_fn: Callable[..., Any], kwargs: dict[str, Any], version: str
+) -> Iterator[tuple[str, Obj]]:
+    """One watch request from `version`: (type, object) per event, each line parsed once as JSON.
+
+    Not the client's `Watch.stream`, which also builds a client model (V1Pod ...) of every object:
+    on the pod watch that is milliseconds of this process's GIL per event, paid before the handler
+    learns that a pod is ready, and nothing here reads those models. An expired version (an ERROR
+    event with code 410) is raised as ApiException(410), as `Watch.stream` does with a timeout."""
+    response = list_fn(
+        **kwargs,
+        watch=True,
+        resource_version=version,
+        timeout_seconds=WATCH_SECONDS,
+        _preload_content=False,
+    )
+    try:
+        for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+            if not line:
+                continue
+            event = json.loads(line)
+            obj = event.get("object") or {}
+            if event.get("type") == "ERROR":
+                raise ApiException(
+                    status=obj.get("code"), reason=f"{obj.get('reason')}: {obj.get('message')}"
+                )
+            yield event.get("type", ""), obj
+    finally:
+        response.close()
+        response.release_conn()
 
 
 class Watches:
@@ -163,14 +196,10 @@ class Watches:
                     self._deliver(handler, "ADDED", item)
                 self._mark_synced(what)
                 while not self.stop.is_set():
-                    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                        list_fn, **kwargs, resource_version=version, timeout_seconds=WATCH_SECONDS
-                    )
-                    for event in stream:
-                        obj = event["raw_object"]
+                    for kind, obj in watch_events(list_fn, kwargs, version):
                         version = (obj.get("metadata") or {}).get("resourceVersion", version)
-                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                            self._deliver(handler, event["type"], obj)
+                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                            self._deliver(handler, kind, obj)
                         if self.stop.is_set():
                             break
             except ApiException as exc:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-import aiohttp
 import grpc
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from modelserve.activator.state import Model, Registry
+from modelserve.activator.upstream import ConnectError, Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ HOP_BY_HOP: Final = frozenset(
         "upgrade",
         "host",
         "content-length",
+        "expect",  # the activator has read the whole body already; the pod gets it at once
     }
 )
 NAMESPACE_HEADER: Final = "x-modelserve-namespace"
@@ -95,14 +96,20 @@ class Holder:
         self.registry = registry
         self.options = options
         self.wake = wake
-        self.closing = asyncio.Event()
+        self.closing = False
         self._wake_started: dict[tuple[str, str], float] = {}
+
+    def close(self) -> None:
+        """The activator stops: every held request is answered 503 with Retry-After: 1 now."""
+        self.closing = True
+        for model in self.registry.models.values():
+            model.release()
 
     async def pod_for(self, model: Model) -> str:
         ip = model.pick_pod()
         if ip:
             return ip
-        if self.closing.is_set():
+        if self.closing:
             REJECTED.labels("shutdown").inc()
             raise Unavailable("the activator is shutting down; retry", 1)
         if model.held >= self.options.queue_size:
@@ -119,15 +126,16 @@ class Holder:
         if model.held == 1:
             self._wake_started.setdefault(model.key, time.monotonic())
             self.wake(model)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        model.waiters.append(waiter)
+        timer = loop.call_later(self.options.hold_seconds, _resolve, waiter)
         try:
-            ready = asyncio.ensure_future(model.ready.wait())
-            closing = asyncio.ensure_future(self.closing.wait())
-            await asyncio.wait(
-                {ready, closing}, timeout=self.options.hold_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            ready.cancel()
-            closing.cancel()
+            await waiter
         finally:
+            timer.cancel()
+            if waiter in model.waiters:  # timed out or the caller left: not released with the rest
+                model.waiters.remove(waiter)
             model.held -= 1
             HELD.labels(*labels).dec()
             if model.held == 0:
@@ -139,7 +147,7 @@ class Holder:
                 WOKEN.labels(*labels).inc()
                 WAKE_SECONDS.observe(time.monotonic() - started)
             return ip
-        if self.closing.is_set():
+        if self.closing:
             REJECTED.labels("shutdown").inc()
             raise Unavailable("the activator is shutting down; retry", 1)
         TIMED_OUT.labels(*labels).inc()
@@ -151,6 +159,11 @@ class Holder:
             f"{self.options.hold_seconds:g}s: {cause}",
             self.options.retry_after_seconds,
         )
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 # --- REST ----------------------------------------------------------------------------------------
@@ -172,17 +185,11 @@ def _error(status: int, message: str, retry_after: int | None = None) -> web.Res
 class RestProxy:
     def __init__(self, holder: Holder) -> None:
         self.holder = holder
-        self.session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.holder.options.forward_timeout_seconds)
-        self.session = aiohttp.ClientSession(
-            timeout=timeout, connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
-        )
+        options = holder.options
+        self.upstream = Upstream(options.upstream_rest_port, options.forward_timeout_seconds)
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        self.upstream.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         registry = self.holder.registry
@@ -200,17 +207,13 @@ class RestProxy:
             return _error(503, exc.message, exc.retry_after)
 
     async def _forward(self, request: web.Request, model: Model, ip: str, body: bytes) -> web.Response:
-        assert self.session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         deadline = time.monotonic() + self.holder.options.hold_seconds
         while True:
-            url = f"http://{_host(ip)}:{self.holder.options.upstream_rest_port}{request.path_qs}"
             started = time.monotonic()
             try:
-                async with self.session.request(request.method, url, headers=headers, data=body) as upstream:
-                    payload = await upstream.read()
-                    out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-            except aiohttp.ClientConnectorError:
+                upstream = await self.upstream.request(ip, request.method, request.path_qs, headers, body)
+            except ConnectError:
                 # A pod reported ready a moment before its port accepts: try again, within the hold.
                 if time.monotonic() > deadline:
                     raise Unavailable(
@@ -219,9 +222,19 @@ class RestProxy:
                 await asyncio.sleep(CONNECT_RETRY_SECONDS)
                 ip = model.pick_pod() or ip
                 continue
+            except UpstreamError as exc:
+                return _error(502, f"{model.namespace}/{model.name}: the pod {ip} broke the answer: {exc}")
+            except TimeoutError:
+                timeout = self.holder.options.forward_timeout_seconds
+                return _error(
+                    504, f"{model.namespace}/{model.name}: the pod {ip} did not answer in {timeout:g}s"
+                )
             FORWARD_SECONDS.observe(time.monotonic() - started)
             FORWARDED.labels(model.namespace, model.name).inc()
-            return web.Response(status=upstream.status, headers=out_headers, body=payload)
+            out = [(k, v) for k, v in upstream.headers if k.lower() not in HOP_BY_HOP]
+            return web.Response(
+                status=upstream.status, reason=upstream.reason or None, headers=out, body=upstream.body
+            )
 
 
 def _host(ip: str) -> str:
@@ -282,6 +295,7 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, holder: Holder) -> None:
         self.holder = holder
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._closing: set[asyncio.Future[None]] = set()
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
@@ -333,6 +347,14 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
             channel = grpc.aio.insecure_channel(f"{_host(ip)}:{self.holder.options.upstream_grpc_port}")
             self._channels[ip] = channel
         return channel
+
+    def forget(self, ip: str) -> None:
+        """The pod at `ip` is gone: close its channel once the calls on it have ended."""
+        channel = self._channels.pop(ip, None)
+        if channel is not None:
+            task = asyncio.ensure_future(channel.close(grace=self.holder.options.forward_timeout_seconds))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         for channel in self._channels.values():

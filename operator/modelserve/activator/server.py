@@ -74,7 +74,6 @@ async def serve(config: Config) -> None:
     registry.on_wanted = scaler.notify
     holder = Holder(registry, config.options, wake)
     rest = RestProxy(holder)
-    await rest.start()
     rest_runner, rest_port = await _site(rest_app(rest), config.bind, config.rest_port)
     synced = asyncio.Event()
     side = web.Application()
@@ -83,6 +82,12 @@ async def serve(config: Config) -> None:
     side.router.add_get("/healthz", _healthz)
     side_runner, metrics_port = await _site(side, config.bind, config.metrics_port)
     grpc_proxy = GrpcProxy(holder)
+
+    def address_gone(ip: str) -> None:
+        rest.upstream.forget(ip)
+        grpc_proxy.forget(ip)
+
+    registry.on_address_gone = address_gone
     grpc_server, grpc_port = await _grpc(grpc_proxy, config.bind, config.grpc_port)
     scaler_server, scaler_port = await _grpc(scaler.handler(), config.bind, config.scaler_port)
 
@@ -100,7 +105,7 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: held requests are answered 503 with Retry-After: 1")
-    holder.closing.set()
+    holder.close()
     watches.stop.set()
     await asyncio.sleep(0)
     await grpc_server.stop(grace=2)

@@ -33,12 +33,21 @@ class Model:
     wake_requested_at: float | None = None
     pods: dict[str, str] = field(default_factory=dict)  # ready pod name -> IP
     held: int = 0
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # One future per held request, all resolved in one pass when a pod is ready (or the activator
+    # stops): a release costs one callback per request, no task per request.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    def release(self) -> None:
+        """Wakes every held request of this model at once."""
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def pick_pod(self) -> str | None:
         if not self.pods:
@@ -56,6 +65,8 @@ class Registry:
         self._pods: dict[tuple[str, str], dict[str, str]] = {}
         self._wakes: dict[tuple[str, str], float] = {}
         self.on_wanted = on_wanted or (lambda model: None)
+        # Called with an address no ready pod has any more (the proxies drop their connections).
+        self.on_address_gone: Callable[[str], None] = lambda ip: None
 
     # --- updates from the watches ---------------------------------------------------------------
 
@@ -101,20 +112,19 @@ class Registry:
     def set_pod(self, namespace: str, owner: str, pod: str, ip: str | None) -> None:
         """A pod's readiness changed: `ip` when it is ready to serve, else None."""
         pods = self._pods.setdefault((namespace, owner), {})
+        old = pods.pop(pod, None)
         if ip:
             pods[pod] = ip
-        else:
-            pods.pop(pod, None)
         model = self.models.get((namespace, owner))
         if model is not None:
             self._sync_ready(model)
+        if old and old != ip and not any(old in p.values() for p in self._pods.values()):
+            self.on_address_gone(old)
 
     @staticmethod
     def _sync_ready(model: Model) -> None:
         if model.pods:
-            model.ready.set()
-        else:
-            model.ready.clear()
+            model.release()
 
     # --- lookups from requests ------------------------------------------------------------------
 
