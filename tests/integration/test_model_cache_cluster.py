@@ -215,3 +215,50 @@ def test_without_cache_the_sidecar_serves_and_removing_the_cache_removes_its_chi
         assert "cache" not in md["status"]
     finally:
         cluster.kubectl("delete", "pv", f"cache-{namespace}", "--wait=false", check=False)
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_read_write_once_cache_of_a_gpu_model_puts_sync_and_serving_pods_on_one_gpu_node(
+    cluster: Cluster, namespace: str
+) -> None:
+    # The serving pod must join the sync pod's node (one node can attach a ReadWriteOnce volume);
+    # the sync pod therefore follows the serving pod's GPU selector and taint toleration, or it
+    # would sit on a CPU node and the GPU model would stay Unschedulable. The real scheduler decides.
+    storage_class = f"rwo-{namespace}"
+    static_volume(cluster, f"rwo-{namespace}", storage_class)
+    product = "NVIDIA-A100-SXM4-80GB"  # one node of the fake fleet has it (hack/cluster/nodes.yaml)
+    try:
+        apply(
+            cluster,
+            namespace,
+            "gpu-cached",
+            {
+                "model": {
+                    "storageUri": "s3://models/big",
+                    "cache": {"size": "1Gi", "storageClassName": storage_class, "accessMode": "ReadWriteOnce"},
+                },
+                "gpu": {"count": 1, "product": product},
+                "replicas": 1,
+            },
+        )
+        wait_condition(cluster, namespace, "gpu-cached", "CacheReady", "True", timeout=120)
+        nodes = cluster.kubectl_json("get", "nodes", "-l", f"{naming.GPU_PRODUCT_LABEL}={product}")["items"]
+        (a100,) = [n["metadata"]["name"] for n in nodes]
+        (sync_pod,) = cluster.kubectl_json(
+            "get", "pods", "-n", namespace, "-l", "modelserve.dev/model-sync=gpu-cached"
+        )["items"]
+        assert sync_pod["spec"]["nodeName"] == a100
+        wait_condition(cluster, namespace, "gpu-cached", "Ready", "True", timeout=120)
+        serving = [
+            p
+            for p in cluster.kubectl_json(
+                "get", "pods", "-n", namespace, "-l", "modelserve.dev/deployment=gpu-cached"
+            )["items"]
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        assert [p["spec"]["nodeName"] for p in serving] == [a100]
+        # The sync pod holds no GPU: the node's GPUs stay for serving.
+        assert "nvidia.com/gpu" not in json.dumps(sync_pod["spec"]["containers"][0]["resources"])
+    finally:
+        cluster.kubectl("delete", "mdep", "gpu-cached", "-n", namespace, "--wait=true", check=False)
+        cluster.kubectl("delete", "pv", f"rwo-{namespace}", "--wait=false", check=False)

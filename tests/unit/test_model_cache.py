@@ -70,6 +70,47 @@ def test_read_write_once_cache_pins_the_serving_pod_to_the_sync_pods_node() -> N
     assert "affinity" not in build_deployment(make({"size": "1Gi"}), S)["spec"]["template"]["spec"]
 
 
+def test_a_read_write_once_sync_pod_lands_only_where_the_serving_pod_may_run() -> None:
+    # The serving pod is pinned to the sync pod's node; a sync pod on a CPU node would leave a GPU
+    # model unschedulable for ever. So the sync pod takes the serving pods' node constraints (the
+    # GPU product, the user's selector, tolerations and node affinity) but never a GPU.
+    node_affinity = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]
+        }
+    }
+    md = make(
+        {"size": "1Gi", "accessMode": "ReadWriteOnce"},
+        gpu={"count": 1, "product": "NVIDIA-A100-SXM4-80GB"},
+        scheduling={
+            "nodeSelector": {"pool": "ml"},
+            "tolerations": [{"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": node_affinity, "podAntiAffinity": {"x": 1}},
+        },
+    )
+    sync = build_model_sync_deployment(md, S)
+    serving = build_deployment(md, S)["spec"]["template"]["spec"]
+    assert sync is not None
+    pod = sync["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == serving["nodeSelector"]
+    assert pod["nodeSelector"][naming.GPU_PRODUCT_LABEL] == "NVIDIA-A100-SXM4-80GB"
+    assert pod["tolerations"] == serving["tolerations"]
+    assert pod["affinity"] == {"nodeAffinity": node_affinity}  # pod (anti-)affinity is the serving pods'
+    assert "gpu" not in str(pod["containers"][0]["resources"])
+
+
+def test_a_read_write_many_sync_pod_runs_anywhere_but_tolerates_the_users_taints() -> None:
+    toleration = {"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    md = make({"size": "1Gi"}, gpu={"count": 1, "product": "H100"}, scheduling={"tolerations": [toleration]})
+    sync = build_model_sync_deployment(md, S)
+    assert sync is not None
+    pod = sync["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "affinity" not in pod
+    assert pod["tolerations"] == [toleration]  # not the GPU taint: no reason to sit on a GPU node
+    plain = build_model_sync_deployment(make({"size": "1Gi"}), S)
+    assert plain is not None and "tolerations" not in plain["spec"]["template"]["spec"]
+
+
 def sync_pod(cs: dict[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {"name": "big-model-sync-x"},

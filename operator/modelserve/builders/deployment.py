@@ -17,7 +17,7 @@ import json
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders import disruption, gpu, model_source, pod_identity, tfserving_config
+from modelserve.builders import disruption, gpu, model_source, placement, pod_identity, tfserving_config
 from modelserve.builders.containers import (
     container_security_context,
     env,
@@ -149,20 +149,6 @@ def serving_container(md: api.ModelDeployment, settings: Settings) -> dict[str, 
     return with_pull_policy(md, container)
 
 
-def node_selector(md: api.ModelDeployment) -> dict[str, str]:
-    """The user's node selector plus the GPU product (spec.gpu.product wins on the same key)."""
-    user = md.spec.scheduling.node_selector if md.spec.scheduling else None
-    return dict(sorted({**(user or {}), **gpu.gpu_node_selector(md)}.items()))
-
-
-def tolerations(md: api.ModelDeployment) -> list[dict[str, Any]]:
-    """The user's tolerations, then the GPU taint's unless the user already listed the same one."""
-    user = md.spec.scheduling.tolerations if md.spec.scheduling else None
-    out = [t.model_dump(by_alias=True, exclude_none=True) for t in user or ()]
-    out += [t for t in gpu.gpu_tolerations(md) if t not in out]
-    return out
-
-
 def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
     spec: dict[str, Any] = {
         # TF Serving never calls the API server; no token means nothing to steal.
@@ -177,9 +163,9 @@ def pod_spec(md: api.ModelDeployment, settings: Settings) -> dict[str, Any]:
         "containers": [serving_container(md, settings)],
         "volumes": model_source.serving_volumes(md),
     }
-    if selector := node_selector(md):
+    if selector := placement.node_selector(md):
         spec["nodeSelector"] = selector
-    if tols := tolerations(md):
+    if tols := placement.tolerations(md):
         spec["tolerations"] = tols
     scheduling = md.spec.scheduling
     if scheduling is not None:

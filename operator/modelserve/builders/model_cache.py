@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from modelserve import api, contract, naming
-from modelserve.builders import model_source, pod_identity
+from modelserve.builders import model_source, placement, pod_identity
 from modelserve.builders.containers import pod_security_context
 from modelserve.settings import Settings
 
@@ -58,6 +58,7 @@ def build_model_sync_deployment(md: api.ModelDeployment, settings: Settings) -> 
         "containers": [container],
         "volumes": model_source.sync_volumes(md),
         "terminationGracePeriodSeconds": 30,
+        **placement.sync_pod_placement(md),
     }
     return {
         "apiVersion": "apps/v1",
