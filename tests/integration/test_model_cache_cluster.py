@@ -235,7 +235,11 @@ def test_a_read_write_once_cache_of_a_gpu_model_puts_sync_and_serving_pods_on_on
             {
                 "model": {
                     "storageUri": "s3://models/big",
-                    "cache": {"size": "1Gi", "storageClassName": storage_class, "accessMode": "ReadWriteOnce"},
+                    "cache": {
+                        "size": "1Gi",
+                        "storageClassName": storage_class,
+                        "accessMode": "ReadWriteOnce",
+                    },
                 },
                 "gpu": {"count": 1, "product": product},
                 "replicas": 1,
