@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from kit import Cluster
+from kubelet_kit import StandInKubelet
 
 
 @pytest.fixture
@@ -36,3 +37,12 @@ def operator(operator_env: Cluster, namespace: str) -> Iterator[object]:
         yield runner
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
+
+
+@pytest.fixture
+def kubelet(cluster: Cluster, namespace: str) -> Iterator[StandInKubelet]:
+    """A tainted node of this test's own, whose kubelet the test plays (tests/kubelet_kit.py)."""
+    stand_in = StandInKubelet(cluster, f"standin-{namespace}"[:63], namespace)
+    stand_in.register()
+    yield stand_in
+    cluster.kubectl("delete", "node", stand_in.node, "--ignore-not-found", "--wait=false", check=False)
