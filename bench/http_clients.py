@@ -19,6 +19,7 @@ Commands:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -91,6 +92,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    gc.freeze()  # a full collection never walks the startup heap mid-measurement
     print("clients ready", flush=True)
     while line := await reader.readline():
         command = json.loads(line)

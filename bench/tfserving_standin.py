@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -97,6 +98,7 @@ async def serve(ips: list[str], port: int) -> None:
         await loop.create_server(lambda ip=ip: Http(served, ip, False), ip, port, backlog=1024)
     control = await loop.create_server(lambda: Http(served, "control", True), "127.0.0.1", 0)
     host, control_port = control.sockets[0].getsockname()[:2]
+    gc.freeze()  # a full collection never walks the startup heap mid-measurement
     print(f"standin listening control={host}:{control_port}", flush=True)
     await asyncio.Event().wait()  # until the bench terminates the process
 
