@@ -6,8 +6,8 @@
 Failover: two `modelserve run` processes on one Lease (the default timing: 10 s lease, 7 s renew
 deadline, 2 s retry); the leader is SIGKILLed and a spec change made; the time from the kill to the
 status the new leader writes for that change is one sample. Churn: one operator, N ModelDeployments
-created, reconciled and deleted; RSS before, at the peak and after, and the per-object stores (its
-own modelserve_tracked_objects metric), which must be empty at the end. Results go to
+created, reconciled and deleted, twice; RSS before, at each peak and after each, and the per-object
+stores (its own modelserve_tracked_objects metric), which must be empty at the end. Results go to
 bench/results/failover.json; docs/benchmarks.md quotes them.
 """
 
@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "operator")]
 
 from kit import get_or_none, wait_until  # noqa: E402
+from modelserve import memory  # noqa: E402
 from modelserve.settings import Settings  # noqa: E402
 from reliability_kit import (  # noqa: E402
     OperatorProcess,
@@ -87,7 +88,9 @@ def failover(fc: object, tmp: Path, rounds: int, objects: int) -> list[float]:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def churn(fc: object, tmp: Path, count: int) -> dict[str, object]:
+def churn(fc: object, tmp: Path, count: int, rounds: int = 2) -> dict[str, object]:
+    """`rounds` churns of `count` by one operator; the second shows whether the memory of the first
+    is reused (RSS follows the most objects held at once, not the number ever deleted)."""
     cluster = fc.cluster  # type: ignore[attr-defined]
     namespace = f"bench-churn-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
@@ -98,44 +101,55 @@ def churn(fc: object, tmp: Path, count: int) -> dict[str, object]:
         baseline = op.rss_mib()
         names = [f"churn-{i:04d}" for i in range(count)]
         started = time.monotonic()
-        for start in range(0, count, 25):
-            apply_all(
-                cluster, namespace, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 25]]
-            )
-        wait_until(
-            lambda: (
-                sum(
-                    1
-                    for i in list_json(cluster, namespace, "modeldeployments")
-                    if (i.get("status") or {}).get("observedGeneration")
+        result: dict[str, object] = {"objects": count, "rss_mib_baseline": round(baseline, 1)}
+        for r in range(rounds):
+            for start in range(0, count, 25):
+                apply_all(
+                    cluster, namespace, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 25]]
                 )
-                == count
-            ),
-            timeout=120 + count,
-            interval=2.0,
-            what=f"{count} reconciled",
-        )
-        peak_tracked = {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES}
-        peak = op.rss_mib()
-        cluster.kubectl(
-            "delete", "--raw", f"/apis/modelserve.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
-        )
-        wait_until(
-            lambda: all(op.metric("modelserve_tracked_objects", store=s) == 0 for s in STORES),
-            timeout=300 + count,
-            interval=1.0,
-            what="every store empty",
-        )
-        after = op.rss_mib()
-        return {
-            "objects": count,
-            "rss_mib_baseline": round(baseline, 1),
-            "rss_mib_peak": round(peak, 1),
-            "rss_mib_after_delete": round(after, 1),
-            "tracked_at_peak": peak_tracked,
-            "tracked_after": {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES},
-            "seconds": round(time.monotonic() - started, 1),
-        }
+            wait_until(
+                lambda: (
+                    sum(
+                        1
+                        for i in list_json(cluster, namespace, "modeldeployments")
+                        if (i.get("status") or {}).get("observedGeneration")
+                    )
+                    == count
+                ),
+                timeout=120 + count,
+                interval=2.0,
+                what=f"{count} reconciled",
+            )
+            peak_tracked = {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES}
+            peak = op.rss_mib()
+            cluster.kubectl(
+                "delete", "--raw", f"/apis/modelserve.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
+            )
+            wait_until(
+                lambda: all(op.metric("modelserve_tracked_objects", store=s) == 0 for s in STORES),
+                timeout=300 + count,
+                interval=1.0,
+                what="every store empty",
+            )
+            # The operator trims once the deletes settled (memory.SETTLE_SECONDS, checked as often).
+            time.sleep(2 * memory.SETTLE_SECONDS + 1)
+            after = op.rss_mib()
+            suffix = "" if r == 0 else f"_{r + 1}"
+            result.update(
+                {
+                    f"rss_mib_peak{suffix}": round(peak, 1),
+                    f"rss_mib_after_delete{suffix}": round(after, 1),
+                    f"tracked_at_peak{suffix}": peak_tracked,
+                    f"tracked_after{suffix}": {
+                        s: op.metric("modelserve_tracked_objects", store=s) for s in STORES
+                    },
+                }
+            )
+            print(f"churn {r + 1}: RSS MiB {baseline:.1f} / {peak:.1f} / {after:.1f}", flush=True)
+        result["cpu_seconds"] = op.metric("process_cpu_seconds_total")
+        result["allocator_env"] = dict(memory.ALLOCATOR_ENV)
+        result["seconds"] = round(time.monotonic() - started, 1)
+        return result
     finally:
         op.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
@@ -148,6 +162,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--objects", type=int, default=20, help="ModelDeployments changed in each failover")
     parser.add_argument("--churn", type=int, default=1000)
+    parser.add_argument("--churn-rounds", type=int, default=2, help="churns of --churn, one after the other")
     parser.add_argument("--keep-cluster", action="store_true")
     parser.add_argument(
         "--cluster", help="cluster name (default <MODELSERVE_CLUSTER_NAME>-ha-bench; a healthy one is reused)"
@@ -158,7 +173,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             times = failover(fc, Path(tmp), args.rounds, args.objects) if args.rounds else []
-            memory = churn(fc, Path(tmp), args.churn) if args.churn else {}
+            memory = churn(fc, Path(tmp), args.churn, args.churn_rounds) if args.churn else {}
     finally:
         if not args.keep_cluster:
             delete_fault_cluster(name)

@@ -44,6 +44,7 @@ from kubernetes import client, config
 
 from modelserve import api, builders, settings
 from modelserve.kube import Kube
+from modelserve.memory import ALLOCATOR_ENV
 
 NAMESPACE = "bench"
 OPERATOR_AGENTS = ("modelserve-operator", "kopf")
@@ -211,8 +212,10 @@ class OperatorProcess:
         self, cluster: BenchCluster, workers: int, resync: float, wrapper: tuple[str, ...] = ()
     ) -> None:
         self.metrics_port = _free_port()
-        # The operator of this checkout, whatever the virtualenv's editable install points at.
-        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, PYTHONPATH=str(REPO / "operator"))
+        # The operator of this checkout, whatever the virtualenv's editable install points at, with
+        # the allocator settings of the image and the chart (operator/modelserve/memory.py).
+        env = dict(os.environ, **ALLOCATOR_ENV)
+        env.update(KUBECONFIG=cluster.kubeconfig, PYTHONPATH=str(REPO / "operator"))
         self.log = open(REPO / "bench" / "results" / "operator.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [

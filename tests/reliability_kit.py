@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from kit import CLUSTER_SCRIPT, CRD_DIR, Cluster, cache_root, wait_until
-from modelserve import builders
+from modelserve import builders, memory
 
 # Every built-in child kind (the fault cluster has no Prometheus Operator or KEDA CRDs), once each.
 CHILD_KINDS = ",".join(
@@ -311,7 +311,9 @@ class OperatorProcess:
         self.metrics_port = free_port()
         # A stable identity, as a pod's name survives a container restart: a restarted operator
         # takes its own Lease back at once instead of waiting out a lease duration.
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, MODELSERVE_IDENTITY=f"op-{self.namespace}")
+        # The allocator settings the image and the chart start it with (memory.py).
+        env = dict(os.environ, **memory.ALLOCATOR_ENV)
+        env.update(KUBECONFIG=self.kubeconfig, MODELSERVE_IDENTITY=f"op-{self.namespace}")
         env.update(self.env)
         args = [
             sys.executable, "-m", "modelserve", "run", "-n", self.namespace,

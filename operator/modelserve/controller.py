@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from modelserve import leader, logs, metrics
+from modelserve import leader, logs, memory, metrics
 from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, NotLeader, Transient
 from modelserve.leader import LeaderElector
@@ -88,6 +88,8 @@ class Controller:
             self._process, workers=settings.workers, on_depth=metrics.QUEUE_DEPTH.set
         )
         self._resync_task: asyncio.Task[None] | None = None
+        self.trimmer = memory.Trimmer()
+        self._trim_task: asyncio.Task[None] | None = None
         # Reconciles block on HTTP; they get threads of their own so nothing else (kopf's sync
         # machinery, the default executor) queues behind them.
         self._threads = concurrent.futures.ThreadPoolExecutor(
@@ -129,10 +131,12 @@ class Controller:
         if self.elector is not None:
             self.elector.start()
         self._resync_task = asyncio.create_task(self._resync_loop(), name="modelserve-resync")
+        self._trim_task = asyncio.create_task(self._trim_loop(), name="modelserve-trim")
 
     async def stop(self) -> None:
-        if self._resync_task:
-            self._resync_task.cancel()
+        for task in (self._resync_task, self._trim_task):
+            if task:
+                task.cancel()
         await self.queue.stop()
         if self.elector is not None:
             await self.elector.stop()
@@ -157,6 +161,7 @@ class Controller:
         go with their own DELETED events)."""
         record = self.records.forget(key)
         self.queue.forget(key)
+        self.trimmer.forgot()
         if record is not None and record.ready is not None:
             metrics.MODEL_DEPLOYMENTS.labels(ready=record.ready).dec()
         metrics.set_ready(*key, None)
@@ -166,6 +171,7 @@ class Controller:
         kind = body.get("kind", "")
         if event_type == "DELETED":
             self.cache.forget(kind, meta.get("namespace", ""), meta.get("name", ""))
+            self.trimmer.forgot()
         else:
             self.cache.put(body)
         owner = next(
@@ -277,6 +283,14 @@ class Controller:
             if old is not None:
                 metrics.MODEL_DEPLOYMENTS.labels(ready=old).dec()
             metrics.MODEL_DEPLOYMENTS.labels(ready=value).inc()
+
+    async def _trim_loop(self) -> None:
+        """Once a wave of deletes is over, freed heap pages go back to the OS (memory.py)."""
+        while True:
+            await asyncio.sleep(self.trimmer.settle)
+            if self.trimmer.due():
+                before, after = await asyncio.to_thread(memory.release)
+                log.info("deletes settled: RSS %.1f -> %.1f MiB after collecting and trimming", before, after)
 
     # --- resync and health -------------------------------------------------------------------------
 

@@ -289,6 +289,18 @@ def test_a_deleted_model_deployment_forgets_every_piece_of_state() -> None:
     assert queue.added == [A, B]  # the delete itself enqueues nothing
 
 
+def test_forgetting_model_deployments_and_children_starts_a_trim_wave() -> None:
+    controller, _ = make_controller()
+    assert not controller.trimmer.due()
+    controller.on_model_deployment("ADDED", md())
+    controller.trimmer.settle = 0  # due as soon as something was forgotten
+    assert not controller.trimmer.due()  # nothing forgotten yet
+    controller.on_model_deployment("DELETED", md())
+    assert controller.trimmer.due()
+    controller.on_child("DELETED", child("Service", "resnet", [owner("resnet")]))
+    assert controller.trimmer.due()
+
+
 def test_a_child_event_clears_its_kind_from_the_owners_absent_marks() -> None:
     controller, _ = make_controller()
     controller.on_model_deployment("ADDED", md())

@@ -1,6 +1,12 @@
 """Churn: create and delete many ModelDeployments; afterwards every per-object store of the operator
 is empty, read from its own metric (modelserve_tracked_objects{store=records|children|queue}), and
-its RSS is printed before, at the peak and after (bench/failover.py records it in the benchmarks)."""
+its RSS gives back most of what the churn took (bench/failover.py records the figures).
+
+The RSS bound is loose on purpose and checked at 1,000 only: with the image's allocator settings
+(memory.ALLOCATOR_ENV) and the collect-and-trim after deletes about 40% of a churn of 1,000's growth
+stayed (allocator fragments, dict tables that never shrink, what the first reconciles warmed up);
+without them all of it stayed. At 300 that fixed part is most of a smaller growth (77% stayed), so
+it is only printed there. Polled until the trim has run, never a time."""
 
 from __future__ import annotations
 
@@ -12,13 +18,16 @@ from reliability_kit import FaultCluster, OperatorProcess, apply_all, list_json,
 pytestmark = pytest.mark.integration
 
 STORES = ("records", "children", "queue")
+RETAINED_AT_MOST = 0.75
 
 
 def tracked(op: OperatorProcess) -> dict[str, float]:
     return {store: op.metric("modelserve_tracked_objects", store=store) for store in STORES}
 
 
-def churn(fc: FaultCluster, ns: str, op: OperatorProcess, count: int) -> None:
+def churn(
+    fc: FaultCluster, ns: str, op: OperatorProcess, count: int, retained_at_most: float | None = None
+) -> None:
     op.start().wait_serving()
     wait_until(lambda: op.role() == "leader", timeout=30, what="the operator to lead")
     baseline = op.rss_mib()
@@ -45,10 +54,25 @@ def churn(fc: FaultCluster, ns: str, op: OperatorProcess, count: int) -> None:
         what="every per-object store of the operator empty",
         describe=lambda: f"{tracked(op)}\n{op.log_tail(20)}",
     )
+
+    def retained() -> float:
+        """The share of the churn's RSS growth still held."""
+        return (op.rss_mib() - baseline) / max(peak - baseline, 1.0)
+
+    if retained_at_most is not None:
+        wait_until(
+            lambda: retained() < retained_at_most,
+            timeout=60,
+            interval=1.0,
+            what=f"RSS to give back at least {1 - retained_at_most:.0%} of the churn's growth",
+            describe=lambda: f"RSS MiB baseline {baseline:.1f}, peak {peak:.1f}, now {op.rss_mib():.1f}",
+        )
+    else:  # the operator collects and trims once the deletes settled
+        wait_until(lambda: "deletes settled" in op.log_text(), timeout=60, what="the trim after the deletes")
     after = op.rss_mib()
     print(
-        f"\nchurn of {count}: tracked at the peak {full}, all 0 after; RSS MiB baseline {baseline:.0f}, "
-        f"peak {peak:.0f}, after {after:.0f}"
+        f"\nchurn of {count}: tracked at the peak {full}, all 0 after; RSS MiB baseline {baseline:.1f}, "
+        f"peak {peak:.1f}, after {after:.1f} ({retained():.0%} of the growth retained)"
     )
     assert not op.tracebacks(), op.tracebacks()[0]
 
@@ -63,4 +87,4 @@ def test_churn_of_three_hundred_leaves_every_store_empty(
 def test_churn_of_a_thousand_leaves_every_store_empty(
     fault_cluster: FaultCluster, fault_namespace: str, operator_process: OperatorProcess
 ) -> None:
-    churn(fault_cluster, fault_namespace, operator_process, 1000)
+    churn(fault_cluster, fault_namespace, operator_process, 1000, retained_at_most=RETAINED_AT_MOST)
