@@ -142,6 +142,13 @@ def test_a_gone_pod_loses_its_idle_connections_and_a_closed_port_is_a_connect_er
             await up.request("127.0.0.1", "GET", "/length", [], b"")
             assert p.connections == 2
             up.close()
+            lazy = Upstream(p.port, timeout=5, idle_seconds=0.05)  # idle connections expire
+            await lazy.request("127.0.0.1", "GET", "/length", [], b"")
+            for _ in range(100):
+                if not p.open:
+                    break
+                await asyncio.sleep(0.01)
+            assert not p.open
             port = p.port
         with pytest.raises(ConnectError):
             await Upstream(port, timeout=5).request("127.0.0.1", "GET", "/length", [], b"")

@@ -21,6 +21,9 @@ from typing import Final
 
 MAX_HEAD: Final = 64 * 1024
 MAX_IDLE_PER_POD: Final = 256
+IDLE_SECONDS: Final = (
+    60.0  # an idle connection is closed after this: a woken pod soon takes its traffic itself
+)
 
 
 class UpstreamError(Exception):
@@ -46,6 +49,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.received = 0  # bytes of the current answer so far
         self.closed = False
+        self.expiry: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     # --- protocol callbacks ----------------------------------------------------------------------
@@ -114,6 +118,8 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self.expiry is not None:
+            self.expiry.cancel()
         if self.transport is not None:
             self.transport.close()
 
@@ -188,9 +194,10 @@ async def read_response(conn: _Connection, method: str) -> tuple[Response, bool]
 class Upstream:
     """Requests to pods on one port, over kept-alive connections pooled per pod address."""
 
-    def __init__(self, port: int, timeout: float) -> None:
+    def __init__(self, port: int, timeout: float, idle_seconds: float = IDLE_SECONDS) -> None:
         self.port = port
         self.timeout = timeout
+        self.idle_seconds = idle_seconds
         self._idle: dict[str, list[_Connection]] = {}
 
     async def _connect(self, ip: str) -> _Connection:
@@ -205,6 +212,8 @@ class Upstream:
         idle = self._idle.get(ip)
         while idle:
             conn = idle.pop()
+            if conn.expiry is not None:
+                conn.expiry.cancel()
             if not conn.closed:
                 return conn
         return None
@@ -215,6 +224,13 @@ class Upstream:
             conn.close()
         else:
             idle.append(conn)
+            conn.expiry = conn.loop.call_later(self.idle_seconds, self._expire, ip, conn)
+
+    def _expire(self, ip: str, conn: _Connection) -> None:
+        idle = self._idle.get(ip, [])
+        if conn in idle:
+            idle.remove(conn)
+        conn.close()
 
     async def request(
         self, ip: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes

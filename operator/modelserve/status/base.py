@@ -79,6 +79,7 @@ class Reason:
     PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
     ACTIVATOR_UNAVAILABLE = "ActivatorUnavailable"
 
+
 # The Ready=False reasons that mean "wait, this resolves by itself"; every other one is a failure a
 # person acts on (Argo CD: Degraded). The one list: deploy/argocd/health.lua and docs/status.md
 # carry copies that tests/e2e/test_argocd_health.py compares with it.
