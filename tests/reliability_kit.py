@@ -586,7 +586,7 @@ def convergence_problems(cluster: Cluster, namespace: str) -> list[str]:
     with exactly the children the builders produce for its current spec (by applied hash, owner and
     rollout), and no managed child without a living owner."""
     from modelserve import api, builders
-    from modelserve.reconcile import APPLIED_HASH_ANNOTATION, manifest_hash
+    from modelserve.childcache import APPLIED_HASH_ANNOTATION, manifest_hash
     from modelserve.settings import Settings
 
     settings = Settings()

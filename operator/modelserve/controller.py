@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 from modelserve import leader, logs, memory, metrics
+from modelserve.childcache import ChildCache, slim
 from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, NotLeader, Transient
 from modelserve.leader import LeaderElector
-from modelserve.reconcile import ChildCache, Reconciler, slim
+from modelserve.reconcile import Reconciler
 from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
 from modelserve.workqueue import WorkQueue

@@ -8,10 +8,7 @@ patched only when the computed status differs from the stored one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,111 +16,31 @@ from typing import Any, Final
 
 import pydantic
 
-from modelserve import api, builders, cache_status, failures, logs, naming, status
+from modelserve import api, builders, failures, logs, naming, status
 from modelserve.builders import activator_route, keda, passthrough, replicas
+from modelserve.childcache import ChildCache, is_subset, with_hash
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, NotLeader, Transient
+from modelserve.live_state import (
+    controlled_by,
+    generation_observed,
+    ready_replicas,
+    rolled_out,
+    stuck_before_start,
+)
 from modelserve.records import Key, Record, Records, absent_key
 from modelserve.rollout.children import CANARY_ROLE, absent_rollout_children
 from modelserve.rollout.driver import RolloutDriver, Run
 from modelserve.settings import Settings
+from modelserve.status_writer import RecordEvent, StatusWriter
 
 log = logging.getLogger(__name__)
 
 NAMESPACE_TERMINATING: Final = "NamespaceTerminating"
 DELETING: Final = "Deleting"
 
-# Annotation on every child: hash of the manifest we last applied. A changed desired manifest
-# (including a removed key, which a subset comparison cannot see) differs in hash.
-APPLIED_HASH_ANNOTATION: Final = "modelserve.dev/applied-hash"
 # First delay before re-applying a child the API server refused (the controller doubles it up to 60 s).
 APPLY_RETRY_SECONDS: Final = 2.0
 
-# Queues an Event (type, reason, message) on a ModelDeployment without waiting for it to be posted.
-RecordEvent = Callable[[dict[str, Any], str, str, str], None]
-
-
-def manifest_hash(manifest: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
-        :16
-    ]
-
-
-def with_hash(manifest: dict[str, Any]) -> dict[str, Any]:
-    digest = manifest_hash(manifest)
-    metadata = dict(manifest["metadata"])
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
-    return {**manifest, "metadata": metadata}
-
-
-def is_subset(desired: object, live: object) -> bool:
-    """Whether every field we declare has our value in the live object (server defaults are extra)."""
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and is_subset(v, live[k]) for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(live, list) and len(desired) == len(live) and all(map(is_subset, desired, live))
-    if (isinstance(desired, (int, float)) and isinstance(live, str)) or (
-        isinstance(desired, str) and isinstance(live, (int, float))
-    ):
-        return str(desired) == str(live)
-    return desired == live
-
-
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without metadata.managedFields: often its largest part, and never compared. A
-    Deployment keeps the entries that own spec.replicas (only those, without their other fields):
-    they say whether our apply still owns the count (builders/replicas.py)."""
-    meta = obj.get("metadata")
-    if not meta or "managedFields" not in meta:
-        return obj
-    kept = {k: v for k, v in meta.items() if k != "managedFields"}
-    if obj.get("kind") == "Deployment":
-        kept["managedFields"] = replicas.replica_owners(meta.get("managedFields") or [])
-    return {**obj, "metadata": kept}
-
-
-class ChildCache:
-    """Live children as last seen through watch events or API responses, keyed by kind/namespace/name.
-
-    Stored as compact JSON (without managedFields): thousands of Deployments as Python dicts cost
-    several times their JSON size, and a reconcile reads only the few children of one object. An
-    entry lives as long as its object: the watch's DELETED event forgets it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._objects: dict[tuple[str, str, str], tuple[int, bytes]] = {}
-
-    def put(self, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
-        version = _rv(obj)
-        data = json.dumps(slim(obj), separators=(",", ":")).encode()
-        with self._lock:
-            current = self._objects.get(key)
-            # Never replace a newer object with an older event (resourceVersions grow in etcd).
-            if current is not None and current[0] > version:
-                return
-            self._objects[key] = (version, data)
-
-    def forget(self, kind: str, namespace: str, name: str) -> None:
-        with self._lock:
-            self._objects.pop((kind, namespace, name), None)
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            entry = self._objects.get((kind, namespace, name))
-        return None if entry is None else dict(json.loads(entry[1]))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._objects)
-
-
-def _rv(obj: dict[str, Any]) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -156,7 +73,7 @@ class Reconciler:
     ) -> None:
         self.keda_installed = keda_installed
         self.kube = kube
-        self.record_event = record_event
+        self.statuses = StatusWriter(kube, record_event)
         self.settings = settings
         self.cache = cache
         self.monitoring_crd_installed = monitoring_crd_installed
@@ -181,7 +98,7 @@ class Reconciler:
         self, md: api.ModelDeployment, body: dict[str, Any], record: Record
     ) -> tuple[list[builders.Child], Run | None]:
         """The children to converge; with spec.rollout they follow the rollout's plan (rollout/)."""
-        previous = self._current_status(body, record)
+        previous = self.statuses.current(body, record)
         if md.spec.rollout is not None:
             run = self.rollouts.prepare(
                 md, dict(previous.get("rollout") or {}), lambda kind, name: self._live(md, kind, name, record)
@@ -212,7 +129,7 @@ class Reconciler:
             message = "; ".join(
                 f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors()[:5]
             )
-            self._write_status(
+            self.statuses.write(
                 body, record, status.failure_status(body, status.Reason.INVALID_SPEC, message, self.now())
             )
             return Outcome("invalid", status.Reason.INVALID_SPEC)
@@ -222,7 +139,7 @@ class Reconciler:
         # Before our first status write nothing of this ModelDeployment can exist yet (children of a
         # previous object with the same name carry another uid), so skip the reads that would
         # otherwise precede each apply.
-        fresh = self._current_status(body, record).get("observedGeneration") is None
+        fresh = self.statuses.current(body, record).get("observedGeneration") is None
         monitoring_available = self.monitoring_crd_installed()
         desired, run = self._children(md, body, record)
         children, keda_available, prometheus_configured = self._engine_children(
@@ -255,7 +172,7 @@ class Reconciler:
         deployment, pods = self._serving(md, observed, failure, run)
         model_sync = observed.get(builders.MODEL_SYNC_ROLE)
         sync_pods: tuple[dict[str, Any], ...] = ()
-        if failure is None and model_sync is not None and not _rolled_out(model_sync):
+        if failure is None and model_sync is not None and not rolled_out(model_sync):
             # Only a cache not yet (or no longer) complete needs the sync pod: its termination
             # message names what failed.
             sync_pods = tuple(self.kube.list("Pod", md.namespace, naming.model_sync_label_selector(md)))
@@ -280,9 +197,9 @@ class Reconciler:
             activator_endpoints=activator_endpoints,
             failure=failure,
         )
-        previous = self._current_status(body, record)
+        previous = self.statuses.current(body, record)
         new_status = self._with_rollout(run, status.compute_status(md, obs, previous, self.now()), previous)
-        self._write_status(body, record, new_status, run)
+        self.statuses.write(body, record, new_status, run.plan.events if run is not None else ())
 
         ready = status.ready_condition(new_status) or {}
         if failure is not None and failure[0] == status.Reason.INVALID_SPEC:
@@ -296,7 +213,7 @@ class Reconciler:
             return Outcome("progressing", "Rollout", requeue_after=run.plan.requeue_after, backoff=False)
         if ready.get("status") == "True" or md.spec.suspend:
             return Outcome("ready", str(ready.get("reason", "")))
-        if deployment is not None and not _observed(deployment):
+        if deployment is not None and not generation_observed(deployment):
             # The Deployment controller has yet to act; its status update is an event we will see.
             return Outcome("progressing", str(ready.get("reason", "")))
         # Pod-level trouble (scheduling, fetch) does not always change the Deployment, so poll
@@ -319,8 +236,8 @@ class Reconciler:
         if (
             failure is None
             and deployment is not None
-            and _observed(deployment)
-            and not _rolled_out(deployment)
+            and generation_observed(deployment)
+            and not rolled_out(deployment)
         ):
             # Only a rollout in trouble needs the pods (scheduling, image, fetch failures); one the
             # Deployment controller has not even observed yet has no pods worth reading.
@@ -356,7 +273,7 @@ class Reconciler:
     def _mount_failures(self, namespace: str, pods: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
         """The kubelet's FailedMount Events, read only when a scheduled pod has not started a single
         container (a missing Secret or ConfigMap volume shows nowhere else)."""
-        if not any(_stuck_before_start(pod) for pod in pods):
+        if not any(stuck_before_start(pod) for pod in pods):
             return ()
         return tuple(
             self.kube.list("Event", namespace, field_selector="involvedObject.kind=Pod,reason=FailedMount")
@@ -375,7 +292,7 @@ class Reconciler:
                 live = self.kube.get(child.kind, md.namespace, child.name)
                 if live is None:
                     record.absent.add(gone)
-            if live is not None and _controlled_by(live, md.uid):
+            if live is not None and controlled_by(live, md.uid):
                 log.info(
                     "deleting %s %s/%s: no longer desired",
                     child.kind,
@@ -494,7 +411,7 @@ class Reconciler:
     ) -> int | None:
         """While a scale-to-zero model has no ready pod its Service routes to the activator; returns
         the activator's ready endpoints then (None when not routed)."""
-        if keda_available and activator_route.wants_activator(md, _ready_replicas(deployment)):
+        if keda_available and activator_route.wants_activator(md, ready_replicas(deployment)):
             return self._route_to_activator(md, fresh, record)
         if md.spec.autoscaling is not None:
             # Only an autoscaled model can have been at zero: others never cost a read here.
@@ -510,70 +427,6 @@ class Reconciler:
         self._converge(md, _activator_child(md, manifest), fresh, record)
         return len(addresses)
 
-    def _current_status(self, body: dict[str, Any], record: Record) -> dict[str, Any]:
-        written = record.written
-        if written is not None and written[0] <= _rv(body):
-            # The watch has delivered our write (or something newer): the copy has done its job.
-            # Keeping it would hold a status per ModelDeployment (12 MiB at 2,000, by memray).
-            record.written = written = None
-        if written is not None:
-            return written[1]
-        return dict(body.get("status") or {})
-
-    def _write_status(
-        self, body: dict[str, Any], record: Record, new_status: dict[str, Any], run: Run | None = None
-    ) -> None:
-        old_status = self._current_status(body, record)
-        if _same_status(old_status, new_status):
-            return
-        meta = body["metadata"]
-        try:
-            response = self.kube.patch_status(meta["namespace"], meta["name"], new_status)
-        except KubeError as exc:
-            if exc.status == 404:
-                return  # deleted meanwhile
-            raise
-        record.written = (_rv(response), dict(response.get("status") or {}))
-        self._post_ready_transition(body, old_status, new_status)
-        self._post_cache_transitions(body, old_status, new_status)
-        # A rollout's steps and decisions, once the status that records them is written.
-        for event_type, reason, message in run.plan.events if run is not None else ():
-            self.record_event(body, event_type, reason, message)
-
-    def _post_ready_transition(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-        before = status.ready_condition(old) or {}
-        after = status.ready_condition(new) or {}
-        if (before.get("status"), before.get("reason")) == (after.get("status"), after.get("reason")):
-            return
-        if not before and after.get("reason") in status.TRANSIENT_REASONS:
-            return  # a new object starting up is no news; its first Ready (or failure) is
-        healthy = after.get("status") == "True" or after.get("reason") in (
-            status.Reason.SUSPENDED,
-            *status.TRANSIENT_REASONS,
-            status.Reason.SCALED_TO_ZERO,
-        )
-        message = str(after.get("message") or after.get("reason") or "")
-        self.record_event(body, "Normal" if healthy else "Warning", str(after.get("reason")), message)
-
-    def _post_cache_transitions(self, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-        """A Warning when the model sync loses the store or the cache fails, Normal when it recovers:
-        the replicas may well keep serving (Ready stays True), so Ready's Event would say nothing."""
-        for type_, bad in ((cache_status.MODEL_SYNC_DEGRADED, "True"), (cache_status.CACHE_READY, "False")):
-            before = _condition(old, type_)
-            after = _condition(new, type_)
-            if after is None or (before or {}).get("reason") == after.get("reason"):
-                continue
-            failing = after.get("status") == bad and after.get("reason") not in status.TRANSIENT_REASONS
-            if not failing and (before is None or before.get("status") != bad):
-                continue  # neither news of trouble nor of a recovery from it
-            message = f"{type_}: {after.get('message') or after.get('reason')}"
-            self.record_event(body, "Warning" if failing else "Normal", str(after.get("reason")), message)
-
-
-def _condition(st: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in st.get("conditions") or [] if c.get("type") == type_), None)
-
-
 def _activator_child(md: api.ModelDeployment, manifest: dict[str, Any] | None) -> builders.Child:
     return builders.Child(
         api_version="discovery.k8s.io/v1",
@@ -584,51 +437,4 @@ def _activator_child(md: api.ModelDeployment, manifest: dict[str, Any] | None) -
     )
 
 
-def _ready_replicas(deployment: dict[str, Any] | None) -> int:
-    return int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
-
-
-def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
-    return any(
-        ref.get("controller") and ref.get("uid") == uid
-        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
-    )
-
-
-def _stuck_before_start(pod: dict[str, Any]) -> bool:
-    """Scheduled, yet no container (init or app) has started: volumes not mounted, or worse."""
-    st = pod.get("status") or {}
-    scheduled = any(
-        c.get("type") == "PodScheduled" and c.get("status") == "True" for c in st.get("conditions") or []
-    )
-    statuses = (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or [])
-    waiting = ("ContainerCreating", "PodInitializing")
-    return (
-        scheduled
-        and st.get("phase") == "Pending"
-        and all(((cs.get("state") or {}).get("waiting") or {}).get("reason") in waiting for cs in statuses)
-    )
-
-
-def _observed(deployment: dict[str, Any]) -> bool:
-    generation = int(deployment["metadata"].get("generation") or 0)
-    return int((deployment.get("status") or {}).get("observedGeneration") or 0) >= generation
-
-
-def _rolled_out(deployment: dict[str, Any]) -> bool:
-    spec = deployment.get("spec") or {}
-    st = deployment.get("status") or {}
-    desired = int(spec.get("replicas", 1) or 0)
-    return (
-        int(st.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
-        and int(st.get("readyReplicas") or 0) >= desired
-        and int(st.get("updatedReplicas") or 0) >= desired
-    )
-
-
-def _same_status(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    # Fields we do not write (from older operator versions) are ignored.
-    return all(old.get(k) == v for k, v in new.items())
-
-
-__all__ = ["ChildCache", "Key", "Outcome", "Reconciler", "Transient", "is_subset", "manifest_hash"]
+__all__ = ["Key", "Outcome", "Reconciler", "Transient"]

@@ -16,16 +16,9 @@ import pytest
 
 from modelserve import naming
 from modelserve.builders import CHILD_KINDS
+from modelserve.childcache import APPLIED_HASH_ANNOTATION, ChildCache, is_subset, manifest_hash, with_hash
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, Transient
-from modelserve.reconcile import (
-    APPLIED_HASH_ANNOTATION,
-    ChildCache,
-    Outcome,
-    Reconciler,
-    is_subset,
-    manifest_hash,
-    with_hash,
-)
+from modelserve.reconcile import Outcome, Reconciler
 from modelserve.settings import Settings
 from modelserve.status import Reason
 
