@@ -213,8 +213,9 @@ class OperatorProcess:
     ) -> None:
         self.metrics_port = _free_port()
         # The operator of this checkout, whatever the virtualenv's editable install points at, with
-        # the allocator settings of the image and the chart (operator/modelserve/memory.py).
-        env = dict(os.environ, **ALLOCATOR_ENV)
+        # the allocator settings of the image and the chart (operator/modelserve/memory.py), unless
+        # the caller's environment sets them (to compare allocators: PYTHONMALLOC=pymalloc ...).
+        env = {**ALLOCATOR_ENV, **os.environ}
         env.update(KUBECONFIG=cluster.kubeconfig, PYTHONPATH=str(REPO / "operator"))
         self.log = open(REPO / "bench" / "results" / "operator.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
