@@ -182,21 +182,24 @@ def test_sync_failures_reach_the_status_as_the_real_sync_reports_them(
     try:
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
 
-        def status_when(predicate: Any) -> dict[str, Any] | None:
-            kubelet.sync()
-            md = cluster.kubectl_json("get", "mdep", "big", "-n", namespace)
-            return md if predicate(md) else None
+        def wait_for_conditions(what: str, **wanted: tuple[str, str | None]) -> dict[str, Any]:
+            """The ModelDeployment once each named condition has (status, reason); reason None: any.
+            Each poll is one pass of the stand-in kubelet."""
+
+            def probe() -> dict[str, Any] | None:
+                kubelet.sync()
+                md = cluster.kubectl_json("get", "mdep", "big", "-n", namespace)
+                for type_, (status_, reason) in wanted.items():
+                    cond = condition(md, type_) or {}
+                    if cond.get("status") != status_ or reason not in (None, cond.get("reason")):
+                        return None
+                return md
+
+            return wait_until(probe, timeout=90, what=what)
 
         # 1. The first fill fails: CacheFetchFailed with the sync's own one-line reason.
-        md = wait_until(
-            lambda: status_when(
-                lambda md: (condition(md, "CacheReady") or {}).get("reason") == "CacheFetchFailed"
-            ),
-            timeout=90,
-            what="CacheReady=False CacheFetchFailed",
-        )
+        md = wait_for_conditions("CacheFetchFailed", CacheReady=("False", "CacheFetchFailed"))
         cache_ready = condition(md, "CacheReady") or {}
-        assert cache_ready["status"] == "False"
         assert fetch_message.splitlines()[-1] in cache_ready["message"]
         assert md["status"]["lastSyncError"] == fetch_message.splitlines()[-1]
         assert (condition(md, "Ready") or {})["status"] == "False"
@@ -205,13 +208,7 @@ def test_sync_failures_reach_the_status_as_the_real_sync_reports_them(
         # 2. A restarted sync whose version is on the claim loses the store: the cache keeps
         # serving (CacheReady True), ModelSyncDegraded says why, a Warning Event is posted.
         failure.update(code=outage_code, message=outage_message)
-        md = wait_until(
-            lambda: status_when(
-                lambda md: (condition(md, "ModelSyncDegraded") or {}).get("status") == "True"
-            ),
-            timeout=90,
-            what="ModelSyncDegraded=True",
-        )
+        md = wait_for_conditions("ModelSyncDegraded=True", ModelSyncDegraded=("True", None))
         degraded = condition(md, "ModelSyncDegraded") or {}
         assert degraded["reason"] == "StoreUnreachable"
         assert outage_message.splitlines()[-1] in degraded["message"]
@@ -222,13 +219,8 @@ def test_sync_failures_reach_the_status_as_the_real_sync_reports_them(
 
         # 3. The store answers again: the sync pod is ready, the condition clears with a Normal Event.
         failure.update(code=0, message="")
-        md = wait_until(
-            lambda: status_when(
-                lambda md: (condition(md, "ModelSyncDegraded") or {}).get("status") == "False"
-                and (condition(md, "CacheReady") or {}).get("reason") == "CacheReady"
-            ),
-            timeout=90,
-            what="the cache healthy again",
+        md = wait_for_conditions(
+            "the cache healthy again", ModelSyncDegraded=("False", None), CacheReady=("True", "CacheReady")
         )
         assert md["status"]["lastSyncError"] == ""
         wait_event(cluster, namespace, "big", "SyncHealthy", type_="Normal", timeout=20)

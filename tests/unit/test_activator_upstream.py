@@ -40,10 +40,13 @@ class Pod:
         self.requests: list[bytes] = []
         self.dropped = False
         self.server: asyncio.Server | None = None
+        self.all_closed = asyncio.Event()  # set whenever the last open connection closes
+        self.never = asyncio.Event()  # /slow waits on it: a pod that does not answer
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.open.add(writer)
+        self.all_closed.clear()
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -61,7 +64,7 @@ class Pod:
                     self.dropped = True  # as a pod closing an idle connection just as it is reused
                     break
                 if path == "/slow":
-                    await asyncio.sleep(5)
+                    await self.never.wait()
                 writer.write(ANSWERS.get(path, ANSWERS["/length"]))
                 await writer.drain()
                 if path in ("/close", "/broken"):
@@ -71,6 +74,8 @@ class Pod:
         finally:
             self.open.discard(writer)
             writer.close()
+            if not self.open:
+                self.all_closed.set()
 
     @property
     def port(self) -> int:
@@ -134,20 +139,14 @@ def test_a_gone_pod_loses_its_idle_connections_and_a_closed_port_is_a_connect_er
             up = Upstream(p.port, timeout=5)
             await up.request("127.0.0.1", "GET", "/length", [], b"")
             up.forget("127.0.0.1")
-            for _ in range(100):
-                if not p.open:
-                    break
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(p.all_closed.wait(), timeout=1)
             assert not p.open  # the pod saw the connection closed
             await up.request("127.0.0.1", "GET", "/length", [], b"")
             assert p.connections == 2
             up.close()
             lazy = Upstream(p.port, timeout=5, idle_seconds=0.05)  # idle connections expire
             await lazy.request("127.0.0.1", "GET", "/length", [], b"")
-            for _ in range(100):
-                if not p.open:
-                    break
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(p.all_closed.wait(), timeout=1)
             assert not p.open
             port = p.port
         with pytest.raises(ConnectError):
