@@ -17,7 +17,7 @@ from typing import Any, Final
 import pydantic
 
 from modelserve import api, builders, failures, logs, naming, status
-from modelserve.builders import activator_route, keda, passthrough, replicas
+from modelserve.builders import activator_route, keda, passthrough
 from modelserve.childcache import ChildCache, is_subset, with_hash
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, NotLeader, Transient
 from modelserve.live_state import (
@@ -28,6 +28,7 @@ from modelserve.live_state import (
     stuck_before_start,
 )
 from modelserve.records import Key, Record, Records, absent_key
+from modelserve.replica_handover import hold_replicas
 from modelserve.rollout.children import CANARY_ROLE, absent_rollout_children
 from modelserve.rollout.driver import RolloutDriver, Run
 from modelserve.settings import Settings
@@ -314,7 +315,7 @@ class Reconciler:
         if live is not None and is_subset(desired, live):
             return live
         if child.kind == "Deployment" and child.role == "Deployment":
-            desired = self._hold_replicas(md, desired, live)
+            desired = hold_replicas(self.kube, self.cache, md, desired, live)
         applied = self.kube.apply(desired)
         self.cache.put(applied)
         return applied
@@ -337,43 +338,6 @@ class Reconciler:
             except KubeError as exc:
                 return self._apply_failure(child, exc, record)
         return None
-
-    def _hold_replicas(
-        self, md: api.ModelDeployment, desired: dict[str, Any], live: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """With autoscaling: create at minReplicas, and never let an apply reset the live count
-        (see builders/replicas.py)."""
-        if "replicas" in desired["spec"]:
-            # A rollout's plan sets the count: a seed (at least minReplicas) would raise the stable
-            # over the plan's split for a moment, and the canary would shrink to fit the budget.
-            return desired
-        if live is None:
-            return replicas.creation_body(md, desired)
-        seed = replicas.seed_body(md, live)
-        if seed is None:
-            return desired  # nothing to hand over: the count is not ours to lose, or we set it
-        try:
-            try:
-                self._claim_replicas(seed)
-            except Transient as exc:
-                if exc.status != 409:
-                    raise
-                # Our copy is behind (the Deployment controller's status writes move the
-                # resourceVersion too): claim again at the count as it is now (if it is still ours
-                # to hand over); a second 409 is retried with the reconcile.
-                fresh = self.kube.get("Deployment", md.namespace, desired["metadata"]["name"])
-                if fresh is None:
-                    return replicas.creation_body(md, desired)
-                seed = replicas.seed_body(md, fresh)
-                if seed is not None:
-                    self._claim_replicas(seed)
-            return desired
-        except Invalid:
-            # Deleted meanwhile: a partial apply cannot create it; the apply that follows does.
-            return replicas.creation_body(md, desired)
-
-    def _claim_replicas(self, seed: dict[str, Any]) -> None:
-        self.cache.put(self.kube.apply(seed, field_manager=replicas.SEED_FIELD_MANAGER))
 
     def _engine_children(
         self, md: api.ModelDeployment, monitoring_available: bool, desired: list[builders.Child]
@@ -415,7 +379,7 @@ class Reconciler:
             return self._route_to_activator(md, fresh, record)
         if md.spec.autoscaling is not None:
             # Only an autoscaled model can have been at zero: others never cost a read here.
-            self._converge(md, _activator_child(md, None), fresh, record)
+            self._converge(md, builders.activator_route_child(md, None), fresh, record)
         return None
 
     def _route_to_activator(self, md: api.ModelDeployment, fresh: bool, record: Record) -> int:
@@ -424,17 +388,7 @@ class Reconciler:
         slices = self.kube.list("EndpointSlice", self.settings.activator_namespace, selector)
         addresses = activator_route.ready_addresses(slices)
         manifest = activator_route.build_activator_slice(md, addresses) if addresses else None
-        self._converge(md, _activator_child(md, manifest), fresh, record)
+        self._converge(md, builders.activator_route_child(md, manifest), fresh, record)
         return len(addresses)
-
-def _activator_child(md: api.ModelDeployment, manifest: dict[str, Any] | None) -> builders.Child:
-    return builders.Child(
-        api_version="discovery.k8s.io/v1",
-        kind="EndpointSlice",
-        name=naming.activator_slice_name(md),
-        manifest=manifest,
-        role=builders.ACTIVATOR_ROUTE_ROLE,
-    )
-
 
 __all__ = ["Key", "Outcome", "Reconciler", "Transient"]

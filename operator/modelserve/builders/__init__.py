@@ -152,6 +152,13 @@ def desired_children(md: api.ModelDeployment, settings: Settings) -> list[Child]
     ]
 
 
+def activator_route_child(md: api.ModelDeployment, manifest: Manifest | None) -> Child:
+    """The activator route (its manifest built by the reconciler from live state, None: absent),
+    named and typed by its entry in CHILD_KINDS."""
+    (route,) = [k for k in CHILD_KINDS if k.key == ACTIVATOR_ROUTE_ROLE]
+    return Child(route.api_version, route.kind, route.name_of(md), manifest, role=route.key)
+
+
 __all__ = [
     "ACTIVATOR_ROUTE_ROLE",
     "CHILD_KINDS",
@@ -159,6 +166,7 @@ __all__ = [
     "Child",
     "ChildKind",
     "Manifest",
+    "activator_route_child",
     "build_config_map",
     "build_deployment",
     "build_hpa",
