@@ -1,9 +1,9 @@
 """The only module that talks to the API server.
 
 Thin and synchronous (the official client is blocking; the reconciler runs it in worker threads).
-API errors are mapped to three kinds the reconciler acts on: `Invalid` (the spec produced something
-the server refuses: permanent until the spec changes), `Transient` (conflicts, throttling, 5xx,
-timeouts: retry soon) and everything else, which propagates.
+API errors are mapped (kube_errors.py) to the kinds the reconciler acts on: `Invalid` (the spec
+produced something the server refuses: permanent until the spec changes), `Transient` (conflicts,
+throttling, 5xx, timeouts: retry soon) and everything else, which propagates.
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ from kubernetes.client.exceptions import ApiException
 
 from modelserve import __version__, api, builders, naming
 from modelserve.events import PendingEvent
+from modelserve.kube_errors import (
+    TYPED_PATCH_ERROR,
+    Invalid,
+    KubeError,
+    NamespaceTerminating,
+    NotFound,
+    NotLeader,
+    Transient,
+    error_from_answer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,71 +69,6 @@ RESOURCES: Final = {
     MODEL_DEPLOYMENT.kind: MODEL_DEPLOYMENT,
 }
 MUTATING_VERBS: Final = frozenset({"apply", "create", "update", "patch", "delete"})
-
-
-class KubeError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-class Invalid(KubeError):  # noqa: N818
-    """422/400: the object is refused as written; retrying the same spec cannot help."""
-
-
-class Transient(KubeError):  # noqa: N818
-    """409/429/5xx/timeouts: retry soon."""
-
-
-class NotFound(KubeError):  # noqa: N818  (reads as the HTTP status it is)
-    pass
-
-
-class NamespaceTerminating(KubeError):  # noqa: N818  (reads as the API server's cause)
-    """403: nothing new may be created in a namespace that is being deleted."""
-
-
-class NotLeader(Transient):
-    """A write refused before it was sent: this replica does not hold the leader lease (with margin).
-
-    Transient, so a reconcile interrupted by a lost lease is retried, which then waits in the queue
-    until this replica leads again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(0, "NotLeader", message)
-
-
-# Server-side apply answers a manifest that does not fit the child's schema (an unknown field inside a
-# pass-through struct such as spec.scheduling.affinity) with a 500 carrying this message. The request is
-# at fault, not the server: retrying cannot help, so it is Invalid (found by the security tests).
-TYPED_PATCH_ERROR: Final = "failed to create typed patch object"
-
-
-def _error(status_code: int | None, http_reason: str | None, payload: bytes | str | None) -> KubeError:
-    message = http_reason or ""
-    reason = ""
-    causes: list[Any] = []
-    try:
-        body = json.loads(payload or "{}")
-        message = body.get("message") or message
-        reason = body.get("reason") or ""
-        causes = list((body.get("details") or {}).get("causes") or [])
-    except (TypeError, ValueError, AttributeError):
-        pass
-    status = int(status_code or 0)
-    if status == 404:
-        return NotFound(status, reason, message)
-    if status == 403 and any(
-        isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
-    ):
-        return NamespaceTerminating(status, reason, message)
-    if status in (400, 422) or (status == 500 and TYPED_PATCH_ERROR in message):
-        return Invalid(status, reason, message)
-    if status in (409, 429) or status >= 500 or status == 0:
-        return Transient(status, reason, message)
-    return KubeError(status, reason, message)
 
 
 # JSON escapes a character beyond the BMP as a surrogate pair (\ud83d\ude00), which the API server's
@@ -224,7 +169,7 @@ class Kube:
             code = str(response.status)
         except ApiException as exc:
             code = str(exc.status or code)
-            raise _error(exc.status, exc.reason, exc.body) from exc
+            raise error_from_answer(exc.status, exc.reason, exc.body) from exc
         except NotLeader:
             code = "fenced"  # never sent
             raise
@@ -234,7 +179,7 @@ class Kube:
             if self._on_request and code != "fenced":
                 self._on_request(verb, resource, code)
         if response.status >= 400:
-            raise _error(response.status, response.reason, data)
+            raise error_from_answer(response.status, response.reason, data)
         return json.loads(data) if data else {}
 
     def _fence_closed(self, fenced: bool, verb: str) -> bool:
@@ -437,3 +382,15 @@ class Kube:
         except (NotFound, KubeError):
             return False
         return any(r.get("name") == plural for r in result.get("resources") or [])
+
+
+__all__ = [
+    "TYPED_PATCH_ERROR",
+    "Invalid",
+    "Kube",
+    "KubeError",
+    "NamespaceTerminating",
+    "NotFound",
+    "NotLeader",
+    "Transient",
+]

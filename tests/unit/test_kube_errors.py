@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from modelserve.kube import Invalid, KubeError, NamespaceTerminating, NotFound, Transient, _error
+from modelserve.kube_errors import Invalid, KubeError, NamespaceTerminating, NotFound, Transient
+from modelserve.kube_errors import error_from_answer as _error
 
 pytestmark = pytest.mark.unit
 

@@ -17,118 +17,54 @@ Phases: Stable (nothing to roll) -> Progressing (step i of N; Paused while spec.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-from modelserve import api
-from modelserve.rollout.analysis import FAIL, PASS, Verdict, duration_seconds
-
-STABLE, PROGRESSING, PAUSED, PROMOTING, ROLLED_BACK = (
-    "Stable",
-    "Progressing",
-    "Paused",
-    "Promoting",
-    "RolledBack",
+from modelserve.rollout.analysis import FAIL, PASS, Verdict
+from modelserve.rollout.world import (
+    ABORTED,
+    ACTIVE_PHASES,
+    ANALYSIS_FAILED,
+    DEADLINE_EXCEEDED,
+    PAUSED,
+    PROGRESSING,
+    PROMOTING,
+    ROLLED_BACK,
+    STABLE,
+    Event,
+    Plan,
+    Track,
+    World,
+    analysis_window,
+    base_status,
+    canary_target,
+    parse_time,
+    ready_weight,
+    stable_plan,
+    step_targets,
+    timestamp,
+    within_budget,
 )
-ACTIVE_PHASES: Final = (PROGRESSING, PAUSED)
 
-# Reasons of the RolledBack condition and of the Events.
-ANALYSIS_FAILED: Final = "AnalysisFailed"
-DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
-ABORTED: Final = "Aborted"
-
-Event = tuple[str, str, str]  # (type, reason, message)
-
-
-@dataclass(frozen=True)
-class Track:
-    """One Deployment as observed: its spec.replicas, ready pods on its current template, and live pods
-    (any not yet gone, terminating included)."""
-
-    exists: bool = False
-    replicas: int = 0
-    ready: int = 0
-    pods: int = 0
-
-    @property
-    def occupied(self) -> int:
-        # A replica just asked for may have no pod object yet: count what was asked for too.
-        return max(self.pods, self.replicas)
-
-
-@dataclass(frozen=True)
-class World:
-    rollout: api.Rollout
-    revision: str
-    rolled_spec: dict[str, Any]
-    previous: dict[str, Any]  # status.rollout as last written ({} when none)
-    total: int  # the replica count to split
-    stable: Track
-    canary: Track
-    now: datetime
-    action: str | None = None  # the rollout-action annotation's value
-
-
-@dataclass
-class Plan:
-    status: dict[str, Any]  # the new status.rollout
-    stable_spec: dict[str, Any]  # the rolled spec the stable Deployment is built from
-    stable_replicas: int
-    canary_replicas: int | None  # None: no canary children at all
-    canary_weight: int = 0  # the planned share for a weighted HTTPRoute
-    autoscaler_owns_stable: bool = False  # the HPA (not this plan) sets the stable's replicas
-    events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
-    analysis_window: int | None = None  # set by `analysis_window()`, not by `plan()`
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _stamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def canary_target(total: int, weight: int) -> int:
-    if total <= 0:
-        return 0
-    return total if weight >= 100 else max(1, math.ceil(total * weight / 100))
-
-
-def step_targets(world: World, weight: int) -> tuple[int, int]:
-    """(stable, canary) replicas for a step: the canary's share of total, the stable keeps the rest
-    plus whatever maxExtraReplicas allows."""
-    canary = canary_target(world.total, weight)
-    stable = max(0, min(world.total, world.total - canary + world.rollout.max_extra_replicas))
-    return stable, canary
-
-
-def within_budget(world: World, stable_target: int, canary_target_: int) -> tuple[int, int]:
-    """Each track grows only into what the other's live pods leave of the budget."""
-    budget = world.total + world.rollout.max_extra_replicas
-    stable = min(stable_target, max(0, budget - world.canary.occupied))
-    canary = min(canary_target_, max(0, budget - world.stable.occupied))
-    return stable, canary
-
-
-def analysis_window(world: World) -> int | None:
-    """Seconds of the current step's window when an analysis is due now, else None."""
-    prev = world.previous
-    if (
-        prev.get("phase") != PROGRESSING
-        or world.rollout.paused
-        or prev.get("canaryRevision") != world.revision
-    ):
-        return None
-    ready_at = _time(prev.get("stepReadyAt"))
-    if ready_at is None:
-        return None
-    elapsed = (world.now - ready_at).total_seconds()
-    step = duration_seconds(world.rollout.step_duration)
-    return int(max(1, min(max(elapsed, 0), step)))
+__all__ = [
+    "ABORTED",
+    "ACTIVE_PHASES",
+    "ANALYSIS_FAILED",
+    "DEADLINE_EXCEEDED",
+    "PAUSED",
+    "PROGRESSING",
+    "PROMOTING",
+    "ROLLED_BACK",
+    "STABLE",
+    "Event",
+    "Plan",
+    "Track",
+    "World",
+    "analysis_window",
+    "canary_target",
+    "plan",
+    "step_targets",
+    "within_budget",
+]
 
 
 def _action(world: World) -> str | None:
@@ -144,7 +80,7 @@ def plan(world: World, verdict: Verdict | None = None) -> Plan:
     phase = prev.get("phase")
     if not prev.get("stableSpec") or not prev.get("stableRevision"):
         # First sight (or rollout just enabled): what runs now is the stable; nothing to roll.
-        return _stable(world, world.revision, world.rolled_spec, events=[], handled=world.action)
+        return stable_plan(world, world.revision, world.rolled_spec, events=[], handled=world.action)
     stable_revision = str(prev["stableRevision"])
     stable_spec = dict(prev["stableSpec"])
     action = _action(world)
@@ -158,7 +94,9 @@ def plan(world: World, verdict: Verdict | None = None) -> Plan:
                 ("Normal", "RolloutCanceled", "the spec is back at the stable revision; canary removed")
             )
         # Refresh the stored spec: equal in every rolled field, and current in its encoding.
-        return _stable(world, stable_revision, world.rolled_spec, events=events, handled=world.action or None)
+        return stable_plan(
+            world, stable_revision, world.rolled_spec, events=events, handled=world.action or None
+        )
     if phase == ROLLED_BACK and prev.get("canaryRevision") == world.revision:
         return _rolled_back_hold(world, stable_revision, stable_spec, handled=world.action or None)
     if phase in ACTIVE_PHASES and prev.get("canaryRevision") == world.revision:
@@ -166,74 +104,10 @@ def plan(world: World, verdict: Verdict | None = None) -> Plan:
     return _start(world, stable_revision, stable_spec, restarted=phase in ACTIVE_PHASES)
 
 
-def _base(world: World, phase: str, **fields: Any) -> dict[str, Any]:
-    prev = world.previous
-    out: dict[str, Any] = {
-        "phase": phase,
-        "stableRevision": prev.get("stableRevision"),
-        "canaryRevision": prev.get("canaryRevision"),
-        "stableSpec": prev.get("stableSpec"),
-        "totalReplicas": world.total,
-        "stableReplicas": world.stable.ready,
-        "canaryReplicas": world.canary.ready,
-        "weight": _weight(world),
-    }
-    for key in (
-        "step",
-        "stepWeight",
-        "stepStartedAt",
-        "stepReadyAt",
-        "analysis",
-        "lastHandledAction",
-        "reason",
-        "message",
-    ):
-        if prev.get(key) is not None:
-            out[key] = prev[key]
-    out.update(fields)
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _weight(world: World) -> int:
-    ready = world.stable.ready + world.canary.ready
-    return round(100 * world.canary.ready / ready) if ready else 0
-
-
-def _stable(
-    world: World, revision: str, spec: dict[str, Any], *, events: list[Event], handled: str | None
-) -> Plan:
-    stable, _ = within_budget(world, world.total, 0)
-    leftover = world.canary.pods > 0 or world.canary.exists
-    status = {
-        "phase": STABLE,
-        "stableRevision": revision,
-        "stableSpec": spec,
-        "totalReplicas": world.total,
-        "stableReplicas": world.stable.ready,
-        "canaryReplicas": world.canary.ready,
-        "weight": _weight(world),
-        "message": "the stable Deployment runs the spec",
-    }
-    last = handled or world.previous.get("lastHandledAction")
-    if last:
-        status["lastHandledAction"] = last
-    if world.previous.get("analysis") and world.previous.get("phase") in (STABLE, PROMOTING):
-        status["analysis"] = world.previous["analysis"]  # the analysis that promoted what runs
-    return Plan(
-        status=status,
-        stable_spec=spec,
-        stable_replicas=stable,
-        canary_replicas=None,
-        autoscaler_owns_stable=not leftover,
-        events=events,
-        requeue_after=2.0 if leftover else None,
-    )
-
-
 def _start(world: World, stable_revision: str, stable_spec: dict[str, Any], *, restarted: bool) -> Plan:
-    stamp = _stamp(world.now)
+    stamp = timestamp(world.now)
     weight = world.rollout.steps[0]
-    status = _base(
+    status = base_status(
         world,
         PROGRESSING,
         stableRevision=stable_revision,
@@ -311,7 +185,7 @@ def _progress(
         extra["lastHandledAction"] = action
 
     if world.rollout.paused:
-        status = _base(
+        status = base_status(
             world, PAUSED, message=f"paused at step {step} ({weight}%): spec.rollout.paused is true", **extra
         )
         if prev.get("phase") != PAUSED:
@@ -322,26 +196,26 @@ def _progress(
     if prev.get("phase") == PAUSED:
         # Resumed: the step starts over (its window and its deadline), as if just entered.
         events.append(("Normal", "RolloutResumed", f"resumed at step {step} ({weight}%)"))
-        status = _base(
-            world, PROGRESSING, stepStartedAt=_stamp(world.now), message=f"resumed at step {step}", **extra
+        status = base_status(
+            world, PROGRESSING, stepStartedAt=timestamp(world.now), message=f"resumed at step {step}", **extra
         )
         status.pop("stepReadyAt", None)
         return _hold_step(world, status, stable_spec, step, events=events)
 
     _, canary_t = step_targets(world, weight)
-    status = _base(world, PROGRESSING, **extra)
-    started = _time(prev.get("stepStartedAt")) or world.now
+    status = base_status(world, PROGRESSING, **extra)
+    started = parse_time(prev.get("stepStartedAt")) or world.now
     ready_now = world.canary.ready >= canary_t and world.canary.replicas >= canary_t
     if prev.get("stepReadyAt") is None:
         if ready_now:
-            status["stepReadyAt"] = _stamp(world.now)
+            status["stepReadyAt"] = timestamp(world.now)
             status["message"] = f"step {step} of {len(steps)}: canary at {weight}%, analysing"
             events.append(
                 (
                     "Normal",
                     "RolloutStep",
                     f"step {step} of {len(steps)}: {world.canary.ready} canary and {world.stable.ready} "
-                    f"stable pods ready ({_weight(world)}% of endpoints); analysis window opens",
+                    f"stable pods ready ({ready_weight(world)}% of endpoints); analysis window opens",
                 )
             )
         else:
@@ -350,7 +224,7 @@ def _progress(
                 f"({world.canary.ready}/{canary_t} ready)"
             )
     elif verdict is not None:
-        status["analysis"] = verdict.as_status(_stamp(world.now))
+        status["analysis"] = verdict.as_status(timestamp(world.now))
         status["message"] = f"step {step} of {len(steps)} ({weight}%): {verdict.verdict}: {verdict.message}"
         if verdict.verdict == FAIL:
             return _roll_back(
@@ -377,7 +251,7 @@ def _progress(
             status.update(
                 step=nxt,
                 stepWeight=steps[nxt - 1],
-                stepStartedAt=_stamp(world.now),
+                stepStartedAt=timestamp(world.now),
                 message=f"step {nxt} of {len(steps)}: bringing the canary to {steps[nxt - 1]}%",
             )
             status.pop("stepReadyAt", None)
@@ -407,7 +281,7 @@ def _roll_back(
     handled: str | None = None,
     analysis: dict[str, Any] | None = None,
 ) -> Plan:
-    status = _base(
+    status = base_status(
         world,
         ROLLED_BACK,
         reason=reason,
@@ -438,7 +312,7 @@ def _rolled_back_hold(
     status: dict[str, Any] | None = None,
 ) -> Plan:
     if status is None:
-        status = _base(world, ROLLED_BACK)
+        status = base_status(world, ROLLED_BACK)
         if handled:
             status["lastHandledAction"] = handled
     stable, _ = within_budget(world, world.total, 0)
@@ -454,7 +328,7 @@ def _rolled_back_hold(
 
 
 def _start_promotion(world: World, message: str, *, handled: str | None) -> Plan:
-    status = _base(
+    status = base_status(
         world,
         PROMOTING,
         stableRevision=world.revision,
@@ -490,14 +364,14 @@ def _promoting(world: World, action: str | None) -> Plan:
     stable, canary = within_budget(world, world.total, canary_t)
     handled = action or prev.get("lastHandledAction")
     if canary == 0 and world.canary.pods == 0 and world.stable.ready >= world.total:
-        done = _stable(world, str(prev["stableRevision"]), spec, events=[], handled=handled)
+        done = stable_plan(world, str(prev["stableRevision"]), spec, events=[], handled=handled)
         done.events.append(
             ("Normal", "Promoted", f"revision {prev['stableRevision']} is the stable; canary removed")
         )
         if prev.get("analysis"):
             done.status["analysis"] = prev["analysis"]
         return done
-    status = _base(world, PROMOTING, message=prev.get("message") or "promoting")
+    status = base_status(world, PROMOTING, message=prev.get("message") or "promoting")
     if handled:
         status["lastHandledAction"] = handled
     return Plan(
