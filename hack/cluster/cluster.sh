@@ -24,7 +24,9 @@ kubeconfig="$(cache_root)/kubeconfig-$name"
 bin=$(bin_dir)
 export PATH="$bin:$PATH"
 
-log() { printf '[cluster] %s\n' "$*" >&2; }
+# fd 3 is the caller's stderr, so what wait_for's probes log is not silenced with their output.
+exec 3>&2
+log() { printf '[cluster] %s\n' "$*" >&3; }
 
 kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
@@ -102,6 +104,58 @@ wait_for() {  # wait_for <seconds> <description> <command...>
   done
 }
 
+# kwokctl starts its components but does not supervise them: one that exits stays dead. metrics-server
+# exits at once when the API server is not listening yet (a loaded CI host showed it: the resource
+# metrics API then never came up, HPAs never scaled and no namespace could be deleted, its
+# discovery failing). So after creating or reusing a cluster, each dead component is started
+# again from the binary and arguments kwokctl recorded for it in the cluster's kwok.yaml.
+component_command() {  # component_command <name>: its binary, then its arguments, one per line
+  awk -v want="$1" '
+    function flush() { if (name == want) { print binary; for (i = 1; i <= n; i++) print args[i] } n = 0; name = ""; binary = ""; inargs = 0 }
+    /^components:/ { incomponents = 1; next }
+    !incomponents { next }
+    /^[^ -]/ { flush(); incomponents = 0; next }
+    /^- / { flush() }
+    /^(- |  )args:/ { inargs = 1; next }
+    inargs && /^  - / { v = substr($0, 5); gsub(/^"|"$/, "", v); args[++n] = v; next }
+    /^(- |  )[a-z]/ { inargs = 0 }
+    /^(- |  )binary: / { binary = substr($0, 11) }
+    /^(- |  )name: / { name = substr($0, 9) }
+    END { flush() }
+  ' "$cluster_dir/kwok.yaml"
+}
+
+revive_dead_components() {
+  local pidfile comp pid
+  local -a cmd
+  for pidfile in "$cluster_dir"/pids/*.pid; do
+    [ -f "$pidfile" ] || continue
+    comp=$(basename "$pidfile" .pid)
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then continue; fi
+    mapfile -t cmd < <(component_command "$comp")
+    [ ${#cmd[@]} -gt 0 ] && [ -x "${cmd[0]}" ] || { log "$comp is not running and kwok.yaml has no command for it"; return 1; }
+    log "$comp (pid $pid) is not running: starting it again"
+    (cd "$cluster_dir" && exec setsid "${cmd[@]}" >>"$cluster_dir/logs/$comp.log" 2>&1 </dev/null 3>&-) &
+    # kwokctl stops, and `down` deletes, the cluster by these pid files (a bare number: no newline)
+    printf '%s' "$!" >"$pidfile"
+  done
+}
+
+# Answered by metrics-server itself (the API server proxies it), not the APIService's cached status.
+metrics_api_ready() { kc get --raw /apis/metrics.k8s.io/v1beta1/pods >/dev/null; }
+
+# The resource metrics API answers once metrics-server runs; a component that died is started again
+# on each poll (a restart can race the API server once more on a loaded host).
+revived_metrics_api_ready() { revive_dead_components && metrics_api_ready; }
+
+wait_metrics_api() {
+  if wait_for 120 "the resource metrics API" revived_metrics_api_ready; then return 0; fi
+  log "metrics-server never served the resource metrics API; its log: $cluster_dir/logs/metrics-server.log"
+  tail -20 "$cluster_dir/logs/metrics-server.log" >&2 || true
+  return 1
+}
+
 up() {
   local start=$SECONDS config
   # The cluster's own components; KEDA is built by the tests that run it (tests/keda_kit.py) or by
@@ -119,6 +173,7 @@ up() {
   kc apply --server-side --force-conflicts --field-manager=modelserve-cluster -f "$here/nodes.yaml" >/dev/null
   wait_for 60 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s
   wait_for 60 "default ServiceAccount" kc get serviceaccount default -n default
+  wait_metrics_api
   log "ready in $((SECONDS - start)) s"
   kc get nodes -L nvidia.com/gpu.product -o wide >&2
   log "use it with:  export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"
