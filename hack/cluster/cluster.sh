@@ -24,9 +24,7 @@ kubeconfig="$(cache_root)/kubeconfig-$name"
 bin=$(bin_dir)
 export PATH="$bin:$PATH"
 
-# fd 3 is the caller's stderr, so what wait_for's probes log is not silenced with their output.
-exec 3>&2
-log() { printf '[cluster] %s\n' "$*" >&3; }
+log() { printf '[cluster] %s\n' "$*" >&2; }
 
 kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
@@ -136,24 +134,27 @@ revive_dead_components() {
     mapfile -t cmd < <(component_command "$comp")
     [ ${#cmd[@]} -gt 0 ] && [ -x "${cmd[0]}" ] || { log "$comp is not running and kwok.yaml has no command for it"; return 1; }
     log "$comp (pid $pid) is not running: starting it again"
-    (cd "$cluster_dir" && exec setsid "${cmd[@]}" >>"$cluster_dir/logs/$comp.log" 2>&1 </dev/null 3>&-) &
+    (cd "$cluster_dir" && exec setsid "${cmd[@]}" >>"$cluster_dir/logs/$comp.log" 2>&1 </dev/null) &
     # kwokctl stops, and `down` deletes, the cluster by these pid files (a bare number: no newline)
     printf '%s' "$!" >"$pidfile"
   done
 }
 
 # Answered by metrics-server itself (the API server proxies it), not the APIService's cached status.
-metrics_api_ready() { kc get --raw /apis/metrics.k8s.io/v1beta1/pods >/dev/null; }
+metrics_api_ready() { kc get --raw /apis/metrics.k8s.io/v1beta1/pods >/dev/null 2>&1; }
 
 # The resource metrics API answers once metrics-server runs; a component that died is started again
 # on each poll (a restart can race the API server once more on a loaded host).
-revived_metrics_api_ready() { revive_dead_components && metrics_api_ready; }
-
 wait_metrics_api() {
-  if wait_for 120 "the resource metrics API" revived_metrics_api_ready; then return 0; fi
-  log "metrics-server never served the resource metrics API; its log: $cluster_dir/logs/metrics-server.log"
-  tail -20 "$cluster_dir/logs/metrics-server.log" >&2 || true
-  return 1
+  local deadline=$((SECONDS + 120))
+  until revive_dead_components && metrics_api_ready; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "metrics-server never served the resource metrics API; its log: $cluster_dir/logs/metrics-server.log"
+      tail -20 "$cluster_dir/logs/metrics-server.log" >&2 || true
+      return 1
+    fi
+    sleep 1
+  done
 }
 
 up() {

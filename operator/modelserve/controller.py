@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from modelserve import leader, logs, memory, metrics
+from modelserve import leader, logs, memory, metrics, naming
 from modelserve.childcache import ChildCache, slim
 from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, NotLeader, Transient
@@ -189,6 +189,14 @@ class Controller:
             record = self.records.get(key)
             if record is not None:
                 record.absent.discard(absent_key(kind, meta.get("name", "")))
+            self.queue.add(key)
+
+    def on_sync_pod(self, body: dict[str, Any]) -> None:
+        """A sync pod changed (its container exited, restarted, became ready): its model's cache
+        status may have. Pods are not cached: the reconcile lists them when it needs them."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), (meta.get("labels") or {}).get(naming.MODEL_SYNC_LABEL, ""))
+        if key[1] and self.records.get(key) is not None:
             self.queue.add(key)
 
     def on_monitoring_crd(self, installed: bool) -> None:

@@ -37,6 +37,11 @@ CHILD_RESOURCES: Final = tuple(dict.fromkeys((k.group, k.version, k.plural) for 
 SELECTOR_OVERRIDES: Final = {
     ("discovery.k8s.io", "v1", "endpointslices"): "endpointslice.kubernetes.io/managed-by=modelserve-operator"
 }
+# The shared cache's sync pods, and no other pod: a sync container that keeps exiting (the store
+# unreachable, a fetch failing) changes no Deployment's status, so only its pod's events bring the
+# model's reconcile at once instead of at the next poll. One pod per cached model: a cheap watch.
+SYNC_POD_RESOURCE: Final = ("", "v1", "pods")
+SYNC_POD_SELECTOR: Final = naming.MODEL_SYNC_LABEL
 
 
 class EndlessBackoffs:
@@ -91,6 +96,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     for group, version, plural in CHILD_RESOURCES:
         selector = SELECTOR_OVERRIDES.get((group, version, plural), MANAGED_SELECTOR)
         settings.watching.label_selectors[group, version, plural] = selector
+    settings.watching.label_selectors[SYNC_POD_RESOURCE] = SYNC_POD_SELECTOR
     me = leader.identity(ours)
     kube = Kube(
         load_api_client(pool_size=ours.workers * 2, identity=me),
@@ -132,6 +138,11 @@ async def _child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 for _group, _version, _plural in CHILD_RESOURCES:
     kopf.on.event(_group, _version, _plural, labels=MANAGED, id=f"child-{_plural}")(_child_event)
+
+
+@kopf.on.event(*SYNC_POD_RESOURCE, labels={naming.MODEL_SYNC_LABEL: kopf.PRESENT}, id="sync-pods")
+async def sync_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].on_sync_pod(dict(event["object"]))
 
 
 def _is_service_monitor_crd(name: str | None, **_: Any) -> bool:

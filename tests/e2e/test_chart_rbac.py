@@ -147,6 +147,7 @@ def needed(namespace: str | None) -> list[tuple[str, str, str | None]]:
         ("watch", "modeldeployments.modelserve.dev", namespace),
         ("patch", "modeldeployments.modelserve.dev/status", namespace),
         ("list", "pods", namespace),
+        ("watch", "pods", namespace),  # the sync pods (handlers.SYNC_POD_SELECTOR)
         ("create", "events", namespace),
         ("list", "events", namespace),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", None),

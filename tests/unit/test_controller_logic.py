@@ -256,6 +256,33 @@ def test_child_events_without_a_controlling_model_deployment_enqueue_nothing(own
     assert controller.cache.get("Service", "ml", "resnet") is not None  # still cached
 
 
+def sync_pod(model: str | None, namespace: str = "ml") -> Obj:
+    labels = {"modelserve.dev/model-sync": model} if model is not None else {}
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{model}-model-sync-5d4f-x7k2q",
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner(f"{model}-model-sync-5d4f", kind="ReplicaSet")],
+        },
+    }
+
+
+def test_a_sync_pod_event_enqueues_its_known_model_and_caches_nothing() -> None:
+    controller, queue = make_controller()
+    controller.on_model_deployment("ADDED", md())
+    queue.added.clear()
+    controller.on_sync_pod(sync_pod("resnet"))
+    assert queue.added == [A]
+    assert controller.cache.get("Pod", "ml", "resnet-model-sync-5d4f-x7k2q") is None
+    # A pod of a model this operator does not know (deleted, another namespace), or unlabelled.
+    controller.on_sync_pod(sync_pod("bert"))
+    controller.on_sync_pod(sync_pod("resnet", namespace="other"))
+    controller.on_sync_pod(sync_pod(None))
+    assert queue.added == [A]
+
+
 def test_a_deleted_child_is_forgotten_and_its_owner_reconciled() -> None:
     controller, queue = make_controller()
     svc = child("Service", "resnet", [owner("resnet")])

@@ -115,10 +115,12 @@ Rendered into the ClusterRole (cluster-wide mode) or into one Role per watched n
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, create, patch, delete]
-# Pods are only read: their scheduling and container states explain a Deployment that is not ready.
+# Pods are only read: their scheduling and container states explain a Deployment that is not ready;
+# the shared cache's sync pods (label modelserve.dev/model-sync) are watched, their exits being
+# visible nowhere else.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 # Events on ModelDeployments when Ready changes; the kubelet's FailedMount Events are listed only
 # while a serving pod is stuck before start (a missing Secret or ConfigMap volume shows nowhere else:
 # the operator never reads Secrets themselves).
