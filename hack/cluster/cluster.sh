@@ -145,8 +145,8 @@ metrics_api_ready() { kc get --raw /apis/metrics.k8s.io/v1beta1/pods >/dev/null 
 
 # The resource metrics API answers once metrics-server runs; a component that died is started again
 # on each poll (a restart can race the API server once more on a loaded host).
-wait_metrics_api() {
-  local deadline=$((SECONDS + 120))
+wait_metrics_api() {  # wait_metrics_api <seconds>
+  local deadline=$((SECONDS + $1))
   until revive_dead_components && metrics_api_ready; do
     if [ $SECONDS -ge $deadline ]; then
       log "metrics-server never served the resource metrics API; its log: $cluster_dir/logs/metrics-server.log"
@@ -157,24 +157,31 @@ wait_metrics_api() {
   done
 }
 
+create() {
+  local config
+  [ -d "$cluster_dir" ] && { log "removing stale cluster '$name'"; kwokctl --name "$name" delete cluster >/dev/null 2>&1 || rm -rf "$cluster_dir"; }
+  config=$(write_config)
+  log "creating cluster '$name' (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
+  kwokctl --name "$name" --config "$config" create cluster --kubeconfig "$kubeconfig" --wait 120s \
+    >"$(cache_root)/kwokctl-$name.log" 2>&1 || { cat "$(cache_root)/kwokctl-$name.log" >&2; exit 1; }
+}
+
 up() {
-  local start=$SECONDS config
+  local start=$SECONDS
   # The cluster's own components; KEDA is built by the tests that run it (tests/keda_kit.py) or by
   # `make binaries`, so bringing a cluster up never waits for its cold build.
   "$here/build.sh" kube etcd kwok helm prometheus actionlint crds metrics-server >/dev/null
   if healthy; then
     log "cluster '$name' already running"
+    # A reused cluster whose metrics API stays down (left broken by an earlier run) is made anew.
+    if ! wait_metrics_api 30; then log "cluster '$name' has no working metrics API: creating it again"; create; fi
   else
-    [ -d "$cluster_dir" ] && { log "removing stale cluster '$name'"; kwokctl --name "$name" delete cluster >/dev/null 2>&1 || rm -rf "$cluster_dir"; }
-    config=$(write_config)
-    log "creating cluster '$name' (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
-    kwokctl --name "$name" --config "$config" create cluster --kubeconfig "$kubeconfig" --wait 120s \
-      >"$(cache_root)/kwokctl-$name.log" 2>&1 || { cat "$(cache_root)/kwokctl-$name.log" >&2; exit 1; }
+    create
   fi
   kc apply --server-side --force-conflicts --field-manager=modelserve-cluster -f "$here/nodes.yaml" >/dev/null
   wait_for 60 "nodes Ready" kc wait --for=condition=Ready node --all --timeout=5s
   wait_for 60 "default ServiceAccount" kc get serviceaccount default -n default
-  wait_metrics_api
+  wait_metrics_api 120
   log "ready in $((SECONDS - start)) s"
   kc get nodes -L nvidia.com/gpu.product -o wide >&2
   log "use it with:  export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"
