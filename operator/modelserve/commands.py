@@ -46,6 +46,11 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         "--prometheus-url",
         help="Prometheus scraping the models, queried by KEDA for load targets and by the rollout analysis",
     )
+    parser.add_argument(
+        "--sync-health-seconds",
+        type=float,
+        help="with --prometheus-url: ask it this often whether per-pod model syncs reach the store (30)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         "health_port": args.health_port,
         "json_logs": args.json_logs,
         "prometheus_url": args.prometheus_url,
+        "sync_health_seconds": args.sync_health_seconds,
         "namespaces": tuple(args.namespace) or None,
         "leader_election": args.leader_election,
         "lease_name": args.lease_name,

@@ -22,6 +22,7 @@ from modelserve.leader import LeaderElector
 from modelserve.reconcile import Reconciler
 from modelserve.records import Key, Record, Records, absent_key
 from modelserve.settings import Settings
+from modelserve.sync_health_poller import SyncHealthPoller
 from modelserve.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,16 @@ class Controller:
         self._monitoring_crd = False
         self._keda_crd = False
         self.events = EventRecorder(kube.post_event, on_dropped=metrics.EVENTS_DROPPED.inc)
+        # Per-pod model sync health (ModelSyncDegraded without a cache) needs a Prometheus.
+        self.sync_health: SyncHealthPoller | None = None
+        if settings.prometheus_url:
+            self.sync_health = SyncHealthPoller(
+                settings.prometheus_url,
+                settings.sync_health_seconds,
+                is_leader=lambda: self.role == "leader",
+                enqueue=self._enqueue_known,
+                enqueue_all=self.enqueue_all,
+            )
         metrics.EVENTS_PENDING.set_function(self.events.pending)
         self.reconciler = Reconciler(
             kube,
@@ -84,6 +95,7 @@ class Controller:
             record_event=self.events.record,
             records=self.records,
             keda_installed=lambda: self._keda_crd,
+            sync_health=self.sync_health.reading if self.sync_health is not None else None,
         )
         self.queue: WorkQueue[Key] = WorkQueue(
             self._process, workers=settings.workers, on_depth=metrics.QUEUE_DEPTH.set
@@ -133,11 +145,15 @@ class Controller:
             self.elector.start()
         self._resync_task = asyncio.create_task(self._resync_loop(), name="modelserve-resync")
         self._trim_task = asyncio.create_task(self._trim_loop(), name="modelserve-trim")
+        if self.sync_health is not None:
+            self.sync_health.start()
 
     async def stop(self) -> None:
         for task in (self._resync_task, self._trim_task):
             if task:
                 task.cancel()
+        if self.sync_health is not None:
+            self.sync_health.stop()
         await self.queue.stop()
         if self.elector is not None:
             await self.elector.stop()
@@ -224,6 +240,10 @@ class Controller:
         log.info("KEDA ScaledObject CRD %s", "installed" if installed else "removed")
         self._keda_crd = installed
         self.enqueue_all()
+
+    def _enqueue_known(self, key: Key) -> None:
+        if key in self.records:
+            self.queue.add(key)
 
     def enqueue_all(self) -> None:
         for key in self.records:

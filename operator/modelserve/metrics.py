@@ -115,6 +115,14 @@ WRITES_LATE: Final = Counter(
     registry=REGISTRY,
 )
 
+SYNC_HEALTH_QUERIES: Final = Counter(
+    "modelserve_sync_health_queries_total",
+    "Queries of Prometheus for the per-pod model sync's health (ModelSyncDegraded of models without "
+    "a cache), by result (success, failure). While they fail the last answer stands.",
+    ["result"],
+    registry=REGISTRY,
+)
+
 
 def count_refused(verb: str, resource: str) -> None:
     WRITES_REFUSED.labels(verb=verb, resource=resource).inc()

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pydantic
 
-from modelserve import api, builders, failures, logs, naming, status
+from modelserve import api, builders, failures, logs, naming, status, sync_health
 from modelserve.builders import activator_route, keda, passthrough
 from modelserve.childcache import ChildCache, is_subset, with_hash
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, NotFound, NotLeader, Transient
@@ -71,7 +71,9 @@ class Reconciler:
         now: Callable[[], str] = _now,
         records: Records | None = None,
         keda_installed: Callable[[], bool] = lambda: False,
+        sync_health: Callable[[Key], sync_health.Reading] | None = None,
     ) -> None:
+        self.sync_health = sync_health
         self.keda_installed = keda_installed
         self.kube = kube
         self.statuses = StatusWriter(kube, record_event)
@@ -196,6 +198,7 @@ class Reconciler:
             keda_installed=keda_available,
             prometheus_configured=prometheus_configured,
             activator_endpoints=activator_endpoints,
+            sync_health=self.sync_health((md.namespace, md.name)) if self.sync_health else None,
             failure=failure,
         )
         previous = self.statuses.current(body, record)

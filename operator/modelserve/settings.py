@@ -83,6 +83,9 @@ class Settings(BaseModel):
     """Prometheus that scrapes the models (KEDA queries it for load targets, the rollout analysis for
     its checks); empty: load targets are refused in status (PrometheusNotConfigured), and a rollout
     without spec.rollout.analysis.prometheusURL cannot pass a step."""
+    sync_health_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """With prometheus_url: how often the leader asks it (one cluster-wide query) whether the model
+    sync sidecars of models without a cache reach the store (ModelSyncDegraded)."""
     rate_window: Annotated[str, Field(pattern=r"^[0-9]+(s|m)$")] = "1m"
     """Range of rate() in the queries for requests per second and latency."""
     keda_polling_seconds: Annotated[int, Field(ge=1, le=3600)] = 15

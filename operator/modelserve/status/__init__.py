@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelserve import api, cache_status, contract, naming
+from modelserve import api, cache_status, contract, naming, sync_health
 from modelserve.builders.gpu import gpu_summary
 from modelserve.builders.tfserving_config import served_versions_summary
 from modelserve.status.base import (
@@ -81,7 +81,40 @@ def _monitoring_condition(md: api.ModelDeployment, obs: Observed) -> Cond:
     )
 
 
-def _conditions(md: api.ModelDeployment, obs: Observed, settled: bool = False) -> list[Cond]:
+def _sync_health_conditions(obs: Observed, previous: dict[str, Any]) -> list[Cond]:
+    """ModelSyncDegraded of a model without a cache, from Prometheus (sync_health.py); Ready stays
+    as it is, since the pods keep serving what is on disk."""
+    reading = obs.sync_health
+    if reading is None:
+        return []  # no Prometheus: the ModelServeSyncDegraded alert is the only signal
+    if not reading.known:
+        # Not asked yet since this replica leads: the stored condition stands as it is.
+        old = next(
+            (
+                c
+                for c in previous.get("conditions") or []
+                if c.get("type") == cache_status.MODEL_SYNC_DEGRADED and c.get("status") in ("True", "False")
+            ),
+            None,
+        )
+        if old is None:
+            return []
+        return [
+            Cond(
+                cache_status.MODEL_SYNC_DEGRADED,
+                old["status"] == "True",
+                str(old.get("reason") or ""),
+                str(old.get("message") or ""),
+            )
+        ]
+    if reading.observation is None:
+        return []
+    return [Cond(*sync_health.condition(reading.observation))]
+
+
+def _conditions(
+    md: api.ModelDeployment, obs: Observed, settled: bool = False, previous: dict[str, Any] | None = None
+) -> list[Cond]:
     suspended = Cond(
         SUSPENDED,
         md.spec.suspend,
@@ -124,6 +157,8 @@ def _conditions(md: api.ModelDeployment, obs: Observed, settled: bool = False) -
 
     cache = cache_status.view(md, obs.cache_claim, obs.model_sync, obs.sync_pods)
     cache_conds = [Cond(*c) for c in cache_status.conditions(cache)] if cache else []
+    # Only cache_conds[0] (CacheReady) can block Ready; the sidecars' health never does.
+    sync_conds = [] if cache else _sync_health_conditions(obs, previous or {})
     at_zero = scale_to_zero_ready(md, obs, deployment, autoscaler, service)
     if md.spec.suspend:
         ready = Cond(READY, False, Reason.SUSPENDED, "suspended: scaled to zero, every object kept")
@@ -156,6 +191,7 @@ def _conditions(md: api.ModelDeployment, obs: Observed, settled: bool = False) -
         monitoring,
         suspended,
         *cache_conds,
+        *sync_conds,
     ]
 
 
@@ -183,7 +219,7 @@ def compute_status(
         "modelName": md.model_name,
         "modelVersions": served_versions_summary(md),
         "conditions": merge_conditions(
-            _conditions(md, obs, _settled(md, previous)),
+            _conditions(md, obs, _settled(md, previous), previous),
             list(previous.get("conditions") or []),
             md.generation,
             now,

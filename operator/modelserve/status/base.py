@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modelserve import cache_status, failures
+from modelserve import cache_status, failures, sync_health
 
 READY: Final = "Ready"
 AVAILABLE: Final = "Available"
@@ -113,6 +113,8 @@ class Observed:
     keda_hpa: dict[str, Any] | None = None
     keda_installed: bool = True
     prometheus_configured: bool = True
+    # The per-pod sync sidecars' health from Prometheus (sync_health.py); None: no Prometheus.
+    sync_health: sync_health.Reading | None = None
     # Ready endpoints of the activator while a scale-to-zero model has no ready pod (None: not asked).
     activator_endpoints: int | None = None
     # (reason, message) when the spec could not be turned into children, or a child was refused.
