@@ -3,7 +3,8 @@
 In per-pod mode a store outage after the first fetch cannot show in the pod's conditions without
 taking the pod out of the Service (a native sidecar's readiness counts toward the pod's Ready, and
 the pod still serves what is on disk). So `sync` says it here, on its own port, and the model's
-ServiceMonitor scrapes it; the ModelServeSyncDegraded alert (docs/observability.md) fires on it.
+ServiceMonitor scrapes it; the ModelServeSyncDegraded alert (docs/observability.md) fires on it,
+and an operator with --prometheus-url reads it back as the ModelSyncDegraded condition.
 
 Every series carries `model` (the TF Serving model name); Prometheus adds namespace, pod and service
 from the target. Versions are labels on their own series, which are removed when the version goes,
