@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kit import Cluster, condition, get_or_none, model_deployment, wait_condition, wait_event, wait_until
-from modelserve import contract, naming
+from modelserve import contract, metrics, naming
 from prometheus_kit import Prometheus, free_port
 from serving_image.serving_kit import (
     BUCKET,
@@ -31,7 +31,7 @@ from serving_image.serving_kit import (
     start_s3server,
     write_files,
 )
-from serving_image.sync_kit import SyncProcess, specific
+from serving_image.sync_kit import CountingProxy, SyncProcess, specific
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +55,19 @@ def s3(tmp_path: Path) -> Iterator[S3Store]:
 
 
 @pytest.fixture
+def prometheus_front(prometheus: Prometheus) -> Iterator[CountingProxy]:
+    """The operator's way to Prometheus, which the test can cut (`down`) to make it unreachable."""
+    with CountingProxy(prometheus.url).running() as proxy:
+        yield proxy
+
+
+@pytest.fixture
 def sync_health_operator(
-    operator_env: Cluster, namespace: str, prometheus: Prometheus, monkeypatch: pytest.MonkeyPatch
+    operator_env: Cluster, namespace: str, prometheus_front: CountingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[object]:
     from kopf.testing import KopfRunner
 
-    monkeypatch.setenv("MODELSERVE_PROMETHEUS_URL", prometheus.url)
+    monkeypatch.setenv("MODELSERVE_PROMETHEUS_URL", prometheus_front.endpoint)
     monkeypatch.setenv("MODELSERVE_SYNC_HEALTH_SECONDS", "1")
     args = ["run", "--standalone", "--namespace", namespace, "-m", "modelserve.handlers"]
     with KopfRunner(args, timeout=60) as runner:
@@ -68,9 +75,20 @@ def sync_health_operator(
     assert runner.exception is None, runner.output
 
 
+def failed_queries() -> float:
+    """The operator's count of failed sync-health queries (it runs in this process)."""
+    return float(metrics.SYNC_HEALTH_QUERIES.labels(result="failure")._value.get())
+
+
 @pytest.mark.usefixtures("sync_health_operator")
 def test_a_per_pod_store_outage_sets_model_sync_degraded_and_its_recovery_clears_it(
-    cluster: Cluster, namespace: str, prometheus: Prometheus, s3: S3Store, tmp_path: Path
+    *,
+    cluster: Cluster,
+    namespace: str,
+    prometheus: Prometheus,
+    prometheus_front: CountingProxy,
+    s3: S3Store,
+    tmp_path: Path,
 ) -> None:
     s3.upload(write_files(tmp_path / "model", {"1/saved_model.pb": b"\x08\x01"}), "llm")
     sync = SyncProcess(
@@ -120,8 +138,23 @@ def test_a_per_pod_store_outage_sets_model_sync_degraded_and_its_recovery_clears
         event = wait_event(cluster, namespace, NAME, "StoreUnreachable", type_="Warning", timeout=30)
         assert "cannot reach the model store" in event["message"]
 
-        # The store answers again: the condition clears with a Normal Event.
+        # Prometheus cannot be asked while the store comes back: the last answer stands (no flap
+        # to healthy or to absent), each failed query is counted.
+        prometheus_front.down = True
         sync.write_creds(s3_creds(s3))
+        selector = f'namespace="{namespace}", service="{NAME}"'
+        wait_until(
+            lambda: prometheus.value(f"max(modelserve_sync_degraded{{{selector}}})") == 0,
+            timeout=60,
+            what="the sidecar's recovery scraped",
+        )
+        failed = failed_queries()
+        wait_until(lambda: failed_queries() >= failed + 3, timeout=30, what="three failed queries")
+        md = get_or_none(cluster, namespace, "modeldeployment", NAME)
+        assert condition(md, "ModelSyncDegraded") == degraded, "it changed while Prometheus was unreachable"
+
+        # Prometheus answers again, the store answers: the condition clears with a Normal Event.
+        prometheus_front.down = False
         md = wait_condition(
             cluster, namespace, NAME, "ModelSyncDegraded", "False", reason="SyncHealthy", timeout=60
         )

@@ -234,3 +234,65 @@ def test_the_interval_is_a_setting_of_its_own() -> None:
     assert from_env({"MODELSERVE_SYNC_HEALTH_SECONDS": "5"}).sync_health_seconds == 5.0
     with pytest.raises(ValueError, match="sync_health_seconds"):
         from_env({"MODELSERVE_SYNC_HEALTH_SECONDS": "0"})
+
+
+@pytest.fixture
+def fake_api() -> Any:
+    """A loopback HTTP server answering /api/v1/query with whatever the test sets (status, body)."""
+    import http.server
+    import json
+    import threading
+
+    answer: dict[str, Any] = {"status": 200, "body": {}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(answer["body"]).encode()
+            self.send_response(answer["status"])
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    answer["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    yield answer
+    server.shutdown()
+    server.server_close()
+
+
+def test_query_vector_returns_every_sample_and_refuses_what_is_not_a_vector(fake_api: Any) -> None:
+    from modelserve.rollout.prometheus import query_vector
+
+    fake_api["body"] = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"namespace": "ml", "service": "llm"}, "value": [1.0, "3"]},
+                {"metric": {"service": "nan"}, "value": [1.0, "NaN"]},
+            ],
+        },
+    }
+    assert query_vector(fake_api["url"], "q") == [({"namespace": "ml", "service": "llm"}, 3.0)]
+    fake_api["body"] = {"status": "success", "data": {"resultType": "scalar", "result": [1.0, "1"]}}
+    with pytest.raises(PrometheusError, match="scalar; expected a vector"):
+        query_vector(fake_api["url"], "q")
+    fake_api.update(status=400, body={"status": "error", "error": "parse error at char 3"})
+    with pytest.raises(PrometheusError, match="HTTP 400: parse error at char 3"):
+        query_vector(fake_api["url"], "q")
+
+
+def test_query_vector_of_an_unreachable_prometheus_is_a_prometheus_error() -> None:
+    import socket
+
+    from modelserve.rollout.prometheus import query_vector
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PrometheusError, match="unreachable"):
+        query_vector(f"http://127.0.0.1:{port}", "q", timeout=2)
