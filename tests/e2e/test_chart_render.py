@@ -144,7 +144,8 @@ def test_rbac_has_no_wildcards_secrets_exec_or_rbac_verbs(cluster: Cluster, valu
                 rule["resources"] == ["leases"] and len(rule.get("resourceNames") or []) == 1
             ), f"{where}: {rule}"
         if "pods" in resources:
-            assert rule["verbs"] == ["list"], f"{where}: pods are only read: {rule}"
+            # Only read: listed, and watched for the shared cache's sync pods (handlers.SYNC_POD_SELECTOR).
+            assert rule["verbs"] == ["list", "watch"], f"{where}: pods are only read: {rule}"
         if "modeldeployments" in resources:
             assert set(rule["verbs"]) == {"list", "watch"}, f"{where}: the spec is never written: {rule}"
         if rule["apiGroups"] == ["apiextensions.k8s.io"]:
@@ -247,7 +248,7 @@ def test_rbac_grants_exactly_what_the_operator_uses(cluster: Cluster) -> None:
         (api.GROUP, api.PLURAL): {"list", "watch"},
         (api.GROUP, f"{api.PLURAL}/status"): {"patch"},
         (api.GROUP, f"{api.PLURAL}/finalizers"): {"update"},
-        ("", "pods"): {"list"},
+        ("", "pods"): {"list", "watch"},
         ("", "events"): {"create", "list"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     }
