@@ -27,7 +27,7 @@ from measure import percentile
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "operator")]
 
-from kit import get_or_none, wait_until  # noqa: E402
+from kit import Cluster, get_or_none, wait_until  # noqa: E402
 from modelserve import memory  # noqa: E402
 from modelserve.settings import Settings  # noqa: E402
 from reliability_kit import (  # noqa: E402
@@ -88,9 +88,48 @@ def failover(fc: object, tmp: Path, rounds: int, objects: int) -> list[float]:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def churn(fc: object, tmp: Path, count: int, rounds: int = 2) -> dict[str, object]:
+def _cycle(
+    cluster: Cluster, op: OperatorProcess, namespace: str, count: int, prefix: str
+) -> tuple[float, dict[str, float], float]:
+    """Create `count` ModelDeployments, wait until each is reconciled, delete them all, wait until
+    every store is empty and the trim has run: (RSS at the peak, stores at the peak, RSS after)."""
+    names = [f"{prefix}-{i:04d}" for i in range(count)]
+    for start in range(0, count, 25):
+        apply_all(cluster, namespace, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 25]])
+    wait_until(
+        lambda: (
+            sum(
+                1
+                for i in list_json(cluster, namespace, "modeldeployments")
+                if (i.get("status") or {}).get("observedGeneration")
+            )
+            == count
+        ),
+        timeout=120 + count,
+        interval=2.0,
+        what=f"{count} reconciled",
+    )
+    peak_tracked = {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES}
+    peak = op.rss_mib()
+    cluster.kubectl(
+        "delete", "--raw", f"/apis/modelserve.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
+    )
+    wait_until(
+        lambda: all(op.metric("modelserve_tracked_objects", store=s) == 0 for s in STORES),
+        timeout=300 + count,
+        interval=1.0,
+        what="every store empty",
+    )
+    # The operator trims once the deletes settled (memory.SETTLE_SECONDS, checked as often).
+    time.sleep(2 * memory.SETTLE_SECONDS + 1)
+    return peak, peak_tracked, op.rss_mib()
+
+
+def churn(fc: object, tmp: Path, count: int, rounds: int = 2, warmup: int = 0) -> dict[str, object]:
     """`rounds` churns of `count` by one operator; the second shows whether the memory of the first
-    is reused (RSS follows the most objects held at once, not the number ever deleted)."""
+    is reused (RSS follows the most objects held at once, not the number ever deleted). With
+    `warmup`, a churn of that many first: its RSS afterwards is the warm baseline, what the operator
+    holds once every code path (imports, validators, client models, metric series) has run once."""
     cluster = fc.cluster  # type: ignore[attr-defined]
     namespace = f"bench-churn-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
@@ -99,41 +138,14 @@ def churn(fc: object, tmp: Path, count: int, rounds: int = 2) -> dict[str, objec
         op.start().wait_serving()
         wait_until(lambda: op.role() == "leader", timeout=30, what="the operator to lead")
         baseline = op.rss_mib()
-        names = [f"churn-{i:04d}" for i in range(count)]
         started = time.monotonic()
         result: dict[str, object] = {"objects": count, "rss_mib_baseline": round(baseline, 1)}
+        if warmup:
+            _, _, warm = _cycle(cluster, op, namespace, warmup, "warmup")
+            result.update({"warmup_objects": warmup, "rss_mib_warm_baseline": round(warm, 1)})
+            print(f"warm-up of {warmup}: RSS MiB {baseline:.1f} -> {warm:.1f}", flush=True)
         for r in range(rounds):
-            for start in range(0, count, 25):
-                apply_all(
-                    cluster, namespace, [md_manifest(n, {"replicas": 0}) for n in names[start : start + 25]]
-                )
-            wait_until(
-                lambda: (
-                    sum(
-                        1
-                        for i in list_json(cluster, namespace, "modeldeployments")
-                        if (i.get("status") or {}).get("observedGeneration")
-                    )
-                    == count
-                ),
-                timeout=120 + count,
-                interval=2.0,
-                what=f"{count} reconciled",
-            )
-            peak_tracked = {s: op.metric("modelserve_tracked_objects", store=s) for s in STORES}
-            peak = op.rss_mib()
-            cluster.kubectl(
-                "delete", "--raw", f"/apis/modelserve.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
-            )
-            wait_until(
-                lambda: all(op.metric("modelserve_tracked_objects", store=s) == 0 for s in STORES),
-                timeout=300 + count,
-                interval=1.0,
-                what="every store empty",
-            )
-            # The operator trims once the deletes settled (memory.SETTLE_SECONDS, checked as often).
-            time.sleep(2 * memory.SETTLE_SECONDS + 1)
-            after = op.rss_mib()
+            peak, peak_tracked, after = _cycle(cluster, op, namespace, count, "churn")
             suffix = "" if r == 0 else f"_{r + 1}"
             result.update(
                 {
@@ -163,6 +175,9 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=20, help="ModelDeployments changed in each failover")
     parser.add_argument("--churn", type=int, default=1000)
     parser.add_argument("--churn-rounds", type=int, default=2, help="churns of --churn, one after the other")
+    parser.add_argument(
+        "--warmup", type=int, default=25, help="a churn of this many first; RSS after it is the warm baseline"
+    )
     parser.add_argument("--keep-cluster", action="store_true")
     parser.add_argument(
         "--cluster", help="cluster name (default <MODELSERVE_CLUSTER_NAME>-ha-bench; a healthy one is reused)"
@@ -173,7 +188,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             times = failover(fc, Path(tmp), args.rounds, args.objects) if args.rounds else []
-            memory = churn(fc, Path(tmp), args.churn, args.churn_rounds) if args.churn else {}
+            memory = churn(fc, Path(tmp), args.churn, args.churn_rounds, args.warmup) if args.churn else {}
     finally:
         if not args.keep_cluster:
             delete_fault_cluster(name)
