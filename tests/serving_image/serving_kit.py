@@ -10,13 +10,14 @@ import select
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kit import WaitTimeoutError, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_SERVERS_SCRIPT = REPO / "serving-image" / "hack" / "test-servers.sh"
@@ -45,20 +46,19 @@ POLL_SECONDS = 0.1
 
 
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    def probe() -> str:
+        # A refused connection raises OSError: wait_until keeps polling and names the last one.
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+            return "exited"  # ends the wait at once: it will never answer
         try:
             with urllib.request.urlopen(url, timeout=2):
-                return
+                return "up"
         except urllib.error.HTTPError:
-            return  # it answered: up
-        except OSError as exc:
-            last = exc
-            time.sleep(POLL_SECONDS)  # a poll inside the deadline loop, not a fixed wait
-    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+            return "up"  # it answered
+
+    if wait_until(probe, timeout=timeout, interval=POLL_SECONDS, what=f"{url} to answer") == "exited":
+        assert proc is not None
+        raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
 
 
 @dataclass
@@ -135,7 +135,7 @@ def start_fake_gcs(binary: Path, log: Path) -> Process:
         try:
             wait_http(endpoint + "/storage/v1/b", proc=proc)
             return Process(proc, endpoint, log)
-        except (RuntimeError, TimeoutError) as exc:
+        except (RuntimeError, WaitTimeoutError) as exc:
             last = exc
             proc.kill()
             proc.wait()

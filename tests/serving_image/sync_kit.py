@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import wait_until
 from modelserve import contract
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
@@ -261,20 +262,25 @@ class SyncProcess:
             return {}
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def probe() -> str | None:
             if predicate():
-                return
+                return "done"
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(
-                    f"sync exited with {self.proc.returncode} waiting for {what}:\n"
-                    f"{self.log.read_text()[-4000:]}"
-                )
-            time.sleep(0.05)  # polling inside a deadline, not a fixed wait
-        raise AssertionError(
-            f"timed out after {timeout}s waiting for {what}; state {self.state()}\n"
-            f"{self.log.read_text()[-4000:]}"
+                return "exited"  # ends the wait at once: the sync will never get there
+            return None
+
+        outcome = wait_until(
+            probe,
+            timeout=timeout,
+            interval=0.05,
+            what=what,
+            describe=lambda: f"state {self.state()}\n{self.log.read_text()[-4000:]}",
         )
+        if outcome == "exited":
+            assert self.proc is not None
+            raise AssertionError(
+                f"sync exited with {self.proc.returncode} waiting for {what}:\n{self.log.read_text()[-4000:]}"
+            )
 
     def wait_exit(self, timeout: float = 60) -> int:
         assert self.proc is not None
