@@ -43,6 +43,7 @@ from modelserve.rollout.world import (
     step_targets,
     timestamp,
     within_budget,
+    without_canary,
 )
 
 __all__ = [
@@ -315,16 +316,7 @@ def _rolled_back_hold(
         status = base_status(world, ROLLED_BACK)
         if handled:
             status["lastHandledAction"] = handled
-    stable, _ = within_budget(world, world.total, 0)
-    leftover = world.canary.pods > 0 or world.canary.exists
-    return Plan(
-        status=status,
-        stable_spec=stable_spec,
-        stable_replicas=stable,
-        canary_replicas=None,
-        autoscaler_owns_stable=not leftover,
-        requeue_after=2.0 if leftover else None,
-    )
+    return without_canary(world, status, stable_spec)
 
 
 def _start_promotion(world: World, message: str, *, handled: str | None) -> Plan:

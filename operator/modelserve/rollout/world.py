@@ -151,11 +151,27 @@ def ready_weight(world: World) -> int:
     return round(100 * world.canary.ready / ready) if ready else 0
 
 
+def without_canary(
+    world: World, status: dict[str, Any], stable_spec: dict[str, Any], events: list[Event] | None = None
+) -> Plan:
+    """No canary wanted (stable, rolled back): the whole total on the stable, the HPA handed the
+    stable back once the canary's last pod and Deployment are gone (polled until then)."""
+    stable, _ = within_budget(world, world.total, 0)
+    leftover = world.canary.pods > 0 or world.canary.exists
+    return Plan(
+        status=status,
+        stable_spec=stable_spec,
+        stable_replicas=stable,
+        canary_replicas=None,
+        autoscaler_owns_stable=not leftover,
+        events=events if events is not None else [],
+        requeue_after=2.0 if leftover else None,
+    )
+
+
 def stable_plan(
     world: World, revision: str, spec: dict[str, Any], *, events: list[Event], handled: str | None
 ) -> Plan:
-    stable, _ = within_budget(world, world.total, 0)
-    leftover = world.canary.pods > 0 or world.canary.exists
     status = {
         "phase": STABLE,
         "stableRevision": revision,
@@ -171,12 +187,4 @@ def stable_plan(
         status["lastHandledAction"] = last
     if world.previous.get("analysis") and world.previous.get("phase") in (STABLE, PROMOTING):
         status["analysis"] = world.previous["analysis"]  # the analysis that promoted what runs
-    return Plan(
-        status=status,
-        stable_spec=spec,
-        stable_replicas=stable,
-        canary_replicas=None,
-        autoscaler_owns_stable=not leftover,
-        events=events,
-        requeue_after=2.0 if leftover else None,
-    )
+    return without_canary(world, status, spec, events)
