@@ -35,3 +35,9 @@ class LayoutError(ServingError):
     """The fetched files are not a TF Serving model (numeric version folders with a SavedModel)."""
 
     exit_code = contract.EXIT_BAD_LAYOUT
+
+
+class SyncDegradedError(ServingError):
+    """The store could not be reached for a whole poll; what is on disk stays served."""
+
+    exit_code = contract.EXIT_SYNC_DEGRADED

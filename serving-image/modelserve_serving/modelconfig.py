@@ -9,6 +9,8 @@ TF Serving would refuse (unknown fields, two members of the policy oneof, bad sy
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from .errors import UsageError
+
+log = logging.getLogger(__name__)
 
 LATEST, ALL, SPECIFIC = "latest", "all", "specific"
 
@@ -92,3 +96,23 @@ def load(path: Path) -> list[ModelConfig]:
         return parse_models(text)
     except ModelConfigError as exc:
         raise UsageError(f"model config {path} is not a valid ModelServerConfig: {exc}") from None
+
+
+def select(policy: VersionPolicy, available: list[int], complete: Callable[[int], bool]) -> list[int]:
+    """The versions to serve: `specific` as listed; `all` every complete folder; `latest N` the N
+    highest complete folders of one listing (a folder still being uploaded, without its SavedModel,
+    is passed over, as TF Serving would fail on it)."""
+    if policy.kind == SPECIFIC:
+        return sorted(set(policy.versions))
+    ordered = sorted(available, reverse=True)
+    if policy.kind == ALL:
+        return sorted(v for v in ordered if complete(v))
+    chosen: list[int] = []
+    for version in ordered:
+        if len(chosen) == policy.num_versions:
+            break
+        if complete(version):
+            chosen.append(version)
+        else:
+            log.warning("version %d has no saved_model.pb yet (upload in progress?): skipped", version)
+    return sorted(chosen)

@@ -26,7 +26,7 @@ from modelserve import contract
 
 from . import layout, modelconfig, syncstate
 from .credentials import Credentials
-from .errors import FetchError, LayoutError, ServingError, UsageError
+from .errors import FetchError, LayoutError, ServingError, SyncDegradedError, UsageError
 from .modelconfig import VersionPolicy
 from .ready import ReadySettings, _status
 from .retry import Backoff
@@ -84,26 +84,6 @@ def check_name(name: str) -> None:
 
 def _join(versions: list[int] | set[int]) -> str:
     return ", ".join(str(v) for v in sorted(versions)) or "none"
-
-
-def select(policy: VersionPolicy, available: list[int], complete: Callable[[int], bool]) -> list[int]:
-    """The versions to serve: `specific` as listed; `all` every complete folder; `latest N` the N
-    highest complete folders of one listing (a folder still being uploaded, without its SavedModel,
-    is passed over, as TF Serving would fail on it)."""
-    if policy.kind == modelconfig.SPECIFIC:
-        return sorted(set(policy.versions))
-    ordered = sorted(available, reverse=True)
-    if policy.kind == modelconfig.ALL:
-        return sorted(v for v in ordered if complete(v))
-    chosen: list[int] = []
-    for version in ordered:
-        if len(chosen) == policy.num_versions:
-            break
-        if complete(version):
-            chosen.append(version)
-        else:
-            log.warning("version %d has no saved_model.pb yet (upload in progress?): skipped", version)
-    return sorted(chosen)
 
 
 class Syncer:
@@ -201,7 +181,7 @@ class Syncer:
                 incomplete.append(v)
             return ok
 
-        served = select(policy, list(available), complete)
+        served = modelconfig.select(policy, list(available), complete)
         missing = [v for v in served if v not in available]
         if missing:
             raise LayoutError(f"{store.uri}: the version policy serves version(s) {_join(missing)}, "
@@ -393,9 +373,3 @@ class Syncer:
 
     def _delay(self, failures: int) -> float:
         return float(self.settings.poll_seconds * min(2**failures, _MAX_BACKOFF_FACTOR))
-
-
-class SyncDegradedError(ServingError):
-    """The store could not be reached for a whole poll; what is on disk stays served."""
-
-    exit_code = contract.EXIT_SYNC_DEGRADED

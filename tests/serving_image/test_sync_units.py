@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelserve_serving import syncstate
-from modelserve_serving.modelconfig import ALL, LATEST, SPECIFIC, VersionPolicy
-from modelserve_serving.sync import select
+from modelserve_serving.modelconfig import ALL, LATEST, SPECIFIC, VersionPolicy, select
 
 pytestmark = pytest.mark.unit
 
