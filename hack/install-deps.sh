@@ -17,6 +17,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The virtualenv takes about 2.5 GiB and a first Go build of the control plane about 12 GiB of Go
+# build cache: say so up front instead of letting pip fail half-way with "No space left on device".
+free_gib=$(df -Pk . | awk 'NR == 2 {printf "%d", $4 / 1048576}')
+if [ "${free_gib:-0}" -lt 4 ]; then
+  echo "warning: only ${free_gib} GiB free on the filesystem of $(pwd): the virtualenv needs about" \
+    "2.5 GiB, a first build of the control plane about 12 GiB more" >&2
+fi
+
 if ! command -v go >/dev/null; then
   echo "Go >= 1.26 is required to build the local control plane (hack/cluster)." >&2
   echo "Install it from your distribution or go.dev; Debian's golang package is too old." >&2
