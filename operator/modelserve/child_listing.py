@@ -5,10 +5,6 @@ so the start-up reconciles read no child one GET at a time. They used to ask for
 spec leaves out: 4,060 GETs for 2,030 models, all NotFound, since no watch event ever names an
 object that does not exist. A kind that cannot be listed (its CRD missing, RBAC) stays read one by
 one, as before.
-
-Runs in kopf's start-up handler, before kopf starts its watches. A child deleted between this list
-and the watch's own initial list sends no DELETED event and stays in the cache until the next
-event about it: the same window a start-up GET always had, now a second or two for every child.
 """
 
 from __future__ import annotations
