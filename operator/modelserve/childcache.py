@@ -66,17 +66,6 @@ class ChildCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], tuple[int, bytes]] = {}
-        # Kinds listed whole at start-up: the watches keep them current, so an object of one of
-        # these kinds that is not here does not exist (no GET needed to find out).
-        self._complete: set[str] = set()
-
-    def mark_complete(self, kind: str) -> None:
-        with self._lock:
-            self._complete.add(kind)
-
-    def is_complete(self, kind: str) -> bool:
-        with self._lock:
-            return kind in self._complete
 
     def put(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}

@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from modelserve import child_listing, leader, logs, memory, metrics, naming
+from modelserve import leader, logs, memory, metrics, naming
 from modelserve.childcache import ChildCache, slim
 from modelserve.events import EventRecorder
 from modelserve.kube import Kube, KubeError, NotLeader, Transient
@@ -132,13 +132,11 @@ class Controller:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def discover(self) -> None:
-        """Probes optional APIs once at start-up (the CRD watch and resync keep it current) and
-        lists the children before the first reconcile."""
+        """Probes optional APIs once at start-up; the CRD watch and resync keep it current."""
         self._monitoring_crd = await asyncio.to_thread(
             self.kube.has_resource, "monitoring.coreos.com/v1", "servicemonitors"
         )
         self._keda_crd = await asyncio.to_thread(self.kube.has_resource, "keda.sh/v1alpha1", "scaledobjects")
-        await asyncio.to_thread(child_listing.prime, self.kube, self.cache, self.settings.namespaces)
 
     def start(self) -> None:
         self.events.start()

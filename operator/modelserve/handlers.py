@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import kopf
 
-from modelserve import api, health, leader, metrics, naming, watch_selectors
+from modelserve import api, builders, health, leader, metrics, naming
 from modelserve import settings as settings_module
 from modelserve.controller import Controller
 from modelserve.kube import Kube, load_api_client
@@ -25,8 +25,18 @@ log = logging.getLogger(__name__)
 MANAGED: dict[str, str] = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY}
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
+MANAGED_SELECTOR = f"{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY}"
 WATCH_RETRY_CAP: Final = 10.0
+LIST_CHUNK_SIZE: Final = 250
 WORKER_IDLE_SECONDS: Final = 0.5
+# Watched child kinds: (group, version, plural) of every entry of the one table in builders.
+# One watch per resource, though a kind may appear twice in the table (two Deployments).
+CHILD_RESOURCES: Final = tuple(dict.fromkeys((k.group, k.version, k.plural) for k in builders.CHILD_KINDS))
+# The EndpointSlice controller copies a Service's labels onto its slices; only the activator slices
+# the operator itself manages are watched.
+SELECTOR_OVERRIDES: Final = {
+    ("discovery.k8s.io", "v1", "endpointslices"): "endpointslice.kubernetes.io/managed-by=modelserve-operator"
+}
 # The shared cache's sync pods, and no other pod: a sync container that keeps exiting (the store
 # unreachable, a fetch failing) changes no Deployment's status, so only its pod's events bring the
 # model's reconcile at once instead of at the next poll. One pod per cached model: a cheap watch.
@@ -78,15 +88,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = NoDiffBase()
     # Start-up memory: the initial LISTs come in pages, and only our children are listed and
     # watched at all (the label filter on the handlers below is client-side only).
-    settings.watching.chunk_size = watch_selectors.LIST_CHUNK_SIZE
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
     # kopf keeps a task per object alive this long after its last event, holding that event's whole
     # body; our handlers return at once, so a short idle time keeps a start-up flood of thousands
     # of objects from being held in memory all at once.
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
-    for group, version, plural in watch_selectors.CHILD_RESOURCES:
-        settings.watching.label_selectors[group, version, plural] = watch_selectors.selector(
-            group, version, plural
-        )
+    for group, version, plural in CHILD_RESOURCES:
+        selector = SELECTOR_OVERRIDES.get((group, version, plural), MANAGED_SELECTOR)
+        settings.watching.label_selectors[group, version, plural] = selector
     settings.watching.label_selectors[SYNC_POD_RESOURCE] = SYNC_POD_SELECTOR
     me = leader.identity(ours)
     kube = Kube(
@@ -127,7 +136,7 @@ async def _child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["controller"].on_child(event.get("type"), dict(event["object"]))
 
 
-for _group, _version, _plural in watch_selectors.CHILD_RESOURCES:
+for _group, _version, _plural in CHILD_RESOURCES:
     kopf.on.event(_group, _version, _plural, labels=MANAGED, id=f"child-{_plural}")(_child_event)
 
 

@@ -86,11 +86,10 @@ class Reconciler:
         self.rollouts = RolloutDriver(kube, settings)
 
     def _live(self, md: api.ModelDeployment, kind: str, name: str, record: Record) -> dict[str, Any] | None:
-        """A child as last seen; read when neither the cache (its kind listed whole at start-up)
-        nor the record knows it."""
+        """A child as last seen; read when neither the cache nor the record knows it (start-up)."""
         live = self.cache.get(kind, md.namespace, name)
         key = absent_key(kind, name)
-        if live is None and key not in record.absent and not self.cache.is_complete(kind):
+        if live is None and key not in record.absent:
             live = self.kube.get(kind, md.namespace, name)
             if live is None:
                 record.absent.add(key)
@@ -292,9 +291,8 @@ class Reconciler:
         if child.manifest is None and fresh and live is None:
             record.absent.add(gone)
             return None
-        listed = self.cache.is_complete(child.kind)  # a miss is then known absent: no read
         if child.manifest is None:
-            if live is None and gone not in record.absent and not listed:
+            if live is None and gone not in record.absent:
                 live = self.kube.get(child.kind, md.namespace, child.name)
                 if live is None:
                     record.absent.add(gone)
@@ -312,8 +310,8 @@ class Reconciler:
             return None
         record.absent.discard(gone)
         desired = with_hash(child.manifest)
-        if live is None and not fresh and not listed:
-            # Not seen through the watch yet: one read spares a write when nothing changed.
+        if live is None and not fresh:
+            # Not seen through the watch yet (start-up): one read spares a write when nothing changed.
             live = self.kube.get(child.kind, md.namespace, child.name)
             if live is not None:
                 self.cache.put(live)

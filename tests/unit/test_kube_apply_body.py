@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from modelserve.apply_body import apply_body
+from modelserve.kube import apply_body
 
 pytestmark = pytest.mark.unit
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from modelserve import child_listing, naming, watch_selectors
+from modelserve import naming
 from modelserve.builders import CHILD_KINDS
 from modelserve.childcache import APPLIED_HASH_ANNOTATION, ChildCache, is_subset, manifest_hash, with_hash
 from modelserve.kube import Invalid, Kube, KubeError, NamespaceTerminating, Transient
@@ -164,7 +164,6 @@ class FakeKube(Kube):
         self.terminating = False  # the namespace is being deleted: every apply is refused
         self.fail_status: KubeError | None = None
         self.monitoring_crd = monitoring_crd
-        self.unlistable: set[str] = set()  # kinds whose LIST fails (a CRD not installed)
         self._rv = itertools.count(100)
         self._uids = itertools.count(1)
 
@@ -334,16 +333,6 @@ class FakeKube(Kube):
             and all(obj["metadata"].get("labels", {}).get(lk) == lv for lk, lv in wanted.items())
         ]
 
-    def list_pages(
-        self, kind: str, namespace: str | None, label_selector: str, page_size: int
-    ) -> Iterator[list[Obj]]:
-        if kind in self.unlistable:
-            self.calls.append(("list", kind, label_selector))
-            raise KubeError(404, "NotFound", f"the server could not find the requested resource ({kind})")
-        items = self.list(kind, namespace, label_selector)
-        for start in range(0, max(len(items), 1), page_size):
-            yield [{**item, "kind": kind} for item in items[start : start + page_size]]
-
     def delete(self, kind: str, namespace: str, name: str, uid: str) -> None:
         self.calls.append(("delete", kind, name))
         obj = self.objects.get((kind, namespace, name))
@@ -500,53 +489,6 @@ def test_nothing_is_written_when_live_children_match() -> None:
         k.kind for k in CHILD_KINDS if k.kind not in skipped
     )
     assert {verb for verb, _, _ in kube.calls} == {"get"}
-
-
-def test_a_restart_after_the_start_up_listing_reads_no_child_one_by_one() -> None:
-    kube = FakeKube()
-    first = ChildCache()
-    r = reconciler(kube, first)
-    autoscaled = {"model": SPEC["model"], "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}
-    r.reconcile(kube.create_md(autoscaled))
-    first.put(kube.roll_out())
-    r.reconcile(kube.create_md(SPEC, name="plain"))
-    first.put(kube.roll_out(name="plain"))
-    for name in ("resnet", "plain"):  # both Ready in status before the restart
-        assert r.reconcile(kube.body(name)) == Outcome("ready", Reason.READY)
-
-    # A restarted operator: empty cache, nothing remembered; ServiceMonitors cannot be listed.
-    kube.reset()
-    kube.unlistable = {"ServiceMonitor"}
-    cache = ChildCache()
-    child_listing.prime(kube, cache, ("ml",))
-    assert {kind for verb, kind, _ in kube.calls} == {k.kind for k in CHILD_KINDS}
-    assert cache.is_complete("HorizontalPodAutoscaler") and not cache.is_complete("ServiceMonitor")
-    assert cache.get("HorizontalPodAutoscaler", "ml", "resnet") is not None
-
-    kube.reset()
-    restarted = reconciler(kube, cache)
-    assert restarted.reconcile(kube.body()) == Outcome("ready", Reason.READY)
-    assert restarted.reconcile(kube.body("plain")) == Outcome("ready", Reason.READY)
-    assert kube.writes() == []
-    # Only the kind the listing could not cover is read, once per model; "plain" has no HPA and
-    # no read says so.
-    assert sorted(c for c in kube.calls if c[0] == "get") == [
-        ("get", "ServiceMonitor", "plain"),
-        ("get", "ServiceMonitor", "resnet"),
-    ]
-
-
-def test_the_start_up_listing_reads_in_pages_and_keeps_what_it_lists_by_kind() -> None:
-    kube = FakeKube()
-    r = reconciler(kube)
-    for i in range(5):
-        r.reconcile(kube.create_md(SPEC, name=f"m{i}"))
-    pages = list(kube.list_pages("Deployment", "ml", watch_selectors.MANAGED_SELECTOR, 2))
-    assert [len(p) for p in pages] == [2, 2, 1]
-    cache = ChildCache()
-    child_listing.prime(kube, cache, ())
-    assert all(cache.get("Deployment", "ml", f"m{i}") is not None for i in range(5))
-    assert cache.get("Deployment", "ml", "m9") is None and cache.is_complete("Deployment")
 
 
 def test_a_changed_spec_applies_only_the_children_that_differ() -> None:
